@@ -1,0 +1,114 @@
+"""What goes into the event store and what comes out of it.
+
+>>> e = NewEvent("OrderCreated", {"customer": "alice"})
+>>> e.type, e.data, e.metadata, e.schema_version
+('OrderCreated', {'customer': 'alice'}, {}, 1)
+>>> isinstance(e.id, uuid.UUID)
+True
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, TypeAlias
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "ExpectedState",
+    "ExpectedVersion",
+    "JSONObject",
+    "NewEvent",
+    "RecordedEvent",
+    "StreamInfo",
+]
+
+JSONObject: TypeAlias = dict[str, Any]
+
+
+class ExpectedState(enum.Enum):
+    """What an append expects of its stream when it does not name a version."""
+
+    ANY = "ANY"
+    """No check: append whatever the stream's state."""
+    NO_STREAM = "NO_STREAM"
+    """The stream must not exist yet (same as expected version 0)."""
+    STREAM_EXISTS = "STREAM_EXISTS"
+    """The stream must already have at least one event."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ANY = ExpectedState.ANY
+NO_STREAM = ExpectedState.NO_STREAM
+STREAM_EXISTS = ExpectedState.STREAM_EXISTS
+
+ExpectedVersion: TypeAlias = ExpectedState | int
+"""`ANY`, `NO_STREAM`, `STREAM_EXISTS`, or the exact version you read (0 = no stream)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. Its `id` makes a retried append idempotent."""
+
+    type: str
+    data: JSONObject
+    metadata: JSONObject = field(default_factory=dict)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    schema_version: int = 1
+
+
+class RecordedEvent(NamedTuple):
+    """An event as the store recorded it. Immutable.
+
+    `version` counts from 1 within the stream; `position` orders every event
+    of the store (it increases along the global order but need not be dense).
+    `recorded_at` is timezone-aware UTC and never decreases within a stream.
+    """
+
+    id: uuid.UUID
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+    data: JSONObject
+    metadata: JSONObject
+    recorded_at: datetime
+
+    @property
+    def category(self) -> str:
+        """The stream's category: its id up to the first ``-`` (``Order-12`` → ``Order``)."""
+        return stream_category(self.stream_id)
+
+
+class AppendResult(NamedTuple):
+    """The stream's version after an append and the global position of its last event."""
+
+    version: int
+    position: int
+
+
+class StreamInfo(NamedTuple):
+    """One stream in a listing."""
+
+    stream_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def stream_category(stream_id: str) -> str:
+    """The category of a stream: the part before the first ``-``.
+
+    >>> stream_category("Order-12"), stream_category("Order-12-3"), stream_category("ledger")
+    ('Order', 'Order', 'ledger')
+    """
+    head, _, _ = stream_id.partition("-")
+    return head

@@ -1,0 +1,209 @@
+"""The event store contract that every backend implements.
+
+Public methods check their arguments here, once for every backend, and then
+call the backend's underscored method with clean values. A backend never sees
+bad input, so all of them fail the same way on it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from eventledger import _validation as check
+from eventledger._validation import PreparedEvent
+from eventledger.errors import StoreClosed
+from eventledger.records import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamInfo,
+)
+
+__all__ = ["EventStore"]
+
+DEFAULT_PAGE_SIZE = 500
+MAX_LIST_LIMIT = 10_000
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events, grouped in streams, in one global order.
+
+    Use it as an async context manager, or call :meth:`close` when done.
+    """
+
+    url: str
+    """The URL the store was opened with (without credentials)."""
+
+    _closed: bool = False
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Iterable[NewEvent],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append `events` to the end of a stream, atomically: all are recorded or none.
+
+        `expected_version` is `ANY`, `NO_STREAM`, `STREAM_EXISTS` or the exact
+        version you read (0 means no stream); a mismatch raises
+        :class:`~eventledger.WrongExpectedVersion` and writes nothing.
+
+        Appending events whose ids were already appended at the same place
+        returns the first result and writes nothing, so a retry after a lost
+        answer is safe. The same ids anywhere else raise
+        :class:`~eventledger.DuplicateEventId`.
+        """
+        self._check_open()
+        stream_id = check.check_stream_id(stream_id)
+        expected = check.check_expected_version(expected_version)
+        prepared = check.prepare_events(events)
+        return await self._append(stream_id, expected, prepared)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        as_of: datetime | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """The events of one stream in version order (descending when `backwards`).
+
+        Forwards, reading starts at `from_version` (default 1); backwards, at
+        `from_version` (default: the last event) going down. `as_of` keeps only
+        events recorded at or before that time: the stream as it was then.
+        A stream that does not exist yields nothing.
+        """
+        self._check_open()
+        stream_id = check.check_stream_id(stream_id)
+        start = check.check_optional_int(from_version, "from_version", minimum=1)
+        count = check.check_optional_int(limit, "limit", minimum=0)
+        when = check.check_datetime(as_of, "as_of")
+        if not isinstance(backwards, bool):
+            raise check.InvalidInput(f"backwards must be a bool, not {backwards!r}")
+        if count == 0:
+            return
+        async for event in self._read_stream(stream_id, start, backwards, count, when):
+            yield event
+
+    async def read_all(
+        self,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event of the store in the one global order.
+
+        Starts after position `after` (a position you have seen; default: the
+        beginning). `since` keeps only events recorded at or after that time.
+        A reader that has seen position P never later sees an event before P,
+        however many writers are committing: remember the last position and
+        pass it back as `after` to go on. Reading pages through the log, so
+        memory stays flat whatever its length.
+        """
+        self._check_open()
+        start = check.check_optional_int(after, "after", minimum=0) or 0
+        count = check.check_optional_int(limit, "limit", minimum=0)
+        when = check.check_datetime(since, "since")
+        if count == 0:
+            return
+        async for event in self._read_all(start, count, when):
+            yield event
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: the number of its events, 0 if it does not exist."""
+        self._check_open()
+        return await self._stream_version(check.check_stream_id(stream_id))
+
+    async def list_streams(
+        self, *, prefix: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        """One page of streams, ordered by id.
+
+        Pass the last id of a page as `after` to get the next one. `prefix`
+        keeps streams whose id starts with it (``"Order-"`` for a category).
+        """
+        self._check_open()
+        if prefix is not None and not isinstance(prefix, str):
+            raise check.InvalidInput(f"prefix must be a string, not {type(prefix).__name__}")
+        if after is not None and not isinstance(after, str):
+            raise check.InvalidInput(f"after must be a stream id string, not {after!r}")
+        count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT)
+        return await self._list_streams(prefix or "", after, count)
+
+    async def head_position(self) -> int:
+        """The position of the last event a reader can see now; 0 for an empty store."""
+        self._check_open()
+        return await self._head_position()
+
+    async def close(self) -> None:
+        """Release connections. Closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} {self.url}{state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"the store {self.url} is closed; open a new one with open_store()")
+
+    # What a backend implements. Arguments are already checked.
+
+    @abc.abstractmethod
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult: ...
+
+    @abc.abstractmethod
+    def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int | None,
+        backwards: bool,
+        limit: int | None,
+        as_of: datetime | None,
+    ) -> AsyncIterator[RecordedEvent]: ...
+
+    @abc.abstractmethod
+    def _read_all(
+        self, after: int, limit: int | None, since: datetime | None
+    ) -> AsyncIterator[RecordedEvent]: ...
+
+    @abc.abstractmethod
+    async def _stream_version(self, stream_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _list_streams(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]: ...
+
+    @abc.abstractmethod
+    async def _head_position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None: ...

@@ -1,0 +1,210 @@
+"""The in-memory store: for tests and small tools. Nothing survives the process.
+
+``memory://`` opens a fresh, private log. ``memory://name`` opens the log
+called `name` in this process, shared by every store opened with the same
+URL for as long as one of them is open, so that several store instances
+can work on one log the way separate connections share a database.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from eventledger import _json
+from eventledger._validation import PreparedEvent
+from eventledger.errors import WrongExpectedVersion
+from eventledger.records import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
+from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
+from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Stored:
+    id: uuid.UUID
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+    recorded_at: datetime
+
+    def decode(self) -> RecordedEvent:
+        return RecordedEvent(
+            self.id,
+            self.stream_id,
+            self.version,
+            self.position,
+            self.type,
+            self.schema_version,
+            _json.loads(self.data),
+            _json.loads(self.metadata),
+            self.recorded_at,
+        )
+
+
+@dataclass(slots=True)
+class _Stream:
+    positions: list[int] = field(default_factory=list)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class _Log:
+    """The shared state of one in-memory log. Positions are list index + 1."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[_Stored] = []
+        self.times: list[datetime] = []
+        self.streams: dict[str, _Stream] = {}
+        self.ids: dict[uuid.UUID, _Stored] = {}
+
+
+_named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()
+_named_logs_lock = threading.Lock()
+
+
+class MemoryStore(EventStore):
+    """An event store held in this process's memory."""
+
+    def __init__(self, name: str = "") -> None:
+        self.url = f"memory://{name}"
+        if not name:
+            self._log = _Log()
+            return
+        with _named_logs_lock:
+            log = _named_logs.get(name)
+            if log is None:
+                log = _Log()
+                _named_logs[name] = log
+            self._log = log
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        log = self._log
+        with log.lock:
+            stream = log.streams.get(stream_id)
+            actual = len(stream.positions) if stream else 0
+            found = [log.ids[e.id] for e in events if e.id in log.ids]
+            if found:
+                return resolve_repeat(
+                    stream_id,
+                    expected,
+                    [e.id for e in events],
+                    (FoundEvent(f.id, f.stream_id, f.version, f.position) for f in found),
+                )
+            if not expected_holds(expected, actual):
+                raise WrongExpectedVersion(stream_id, expected, actual)
+            now = datetime.now(UTC)
+            if log.times and log.times[-1] > now:
+                now = log.times[-1]  # keep time from running backwards along the log
+            if stream is None:
+                stream = log.streams[stream_id] = _Stream(created_at=now, updated_at=now)
+            for offset, event in enumerate(events, start=1):
+                stored = _Stored(
+                    event.id,
+                    stream_id,
+                    actual + offset,
+                    len(log.events) + 1,
+                    event.type,
+                    event.schema_version,
+                    event.data,
+                    event.metadata,
+                    now,
+                )
+                log.events.append(stored)
+                log.times.append(now)
+                log.ids[event.id] = stored
+                stream.positions.append(stored.position)
+            stream.updated_at = now
+            return AppendResult(len(stream.positions), len(log.events))
+
+    async def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int | None,
+        backwards: bool,
+        limit: int | None,
+        as_of: datetime | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        log = self._log
+        with log.lock:
+            stream = log.streams.get(stream_id)
+            positions = list(stream.positions) if stream else []
+        if backwards:
+            end = len(positions) if from_version is None else min(from_version, len(positions))
+            chosen = positions[:end][::-1]
+        else:
+            chosen = positions[(from_version or 1) - 1 :]
+        yielded = 0
+        for position in chosen:
+            stored = log.events[position - 1]
+            if as_of is not None and stored.recorded_at > as_of:
+                if backwards:
+                    continue
+                break
+            yield stored.decode()
+            yielded += 1
+            if limit is not None and yielded >= limit:
+                return
+
+    async def _read_all(
+        self, after: int, limit: int | None, since: datetime | None
+    ) -> AsyncIterator[RecordedEvent]:
+        log = self._log
+        index = after
+        if since is not None:
+            with log.lock:
+                index = max(index, bisect.bisect_left(log.times, since))
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page_size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            with log.lock:
+                page = log.events[index : index + page_size]
+            if not page:
+                return
+            for stored in page:
+                yield stored.decode()
+            index += len(page)
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def _stream_version(self, stream_id: str) -> int:
+        with self._log.lock:
+            stream = self._log.streams.get(stream_id)
+            return len(stream.positions) if stream else 0
+
+    async def _list_streams(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
+        with self._log.lock:
+            names = sorted(
+                name
+                for name in self._log.streams
+                if name.startswith(prefix) and (after is None or name > after)
+            )[:limit]
+            return [
+                StreamInfo(
+                    name,
+                    len(self._log.streams[name].positions),
+                    self._log.streams[name].created_at,
+                    self._log.streams[name].updated_at,
+                )
+                for name in names
+            ]
+
+    async def _head_position(self) -> int:
+        with self._log.lock:
+            return len(self._log.events)
+
+    async def _close(self) -> None:
+        pass

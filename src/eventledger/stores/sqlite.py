@@ -1,0 +1,385 @@
+"""The SQLite store: one file, nothing to set up. The embedded default.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``, with
+optional query settings:
+
+- ``synchronous=full|normal`` (default ``full``: every append is on disk when
+  it returns; ``normal`` is faster and may lose the last appends on power loss,
+  never corrupting the file);
+- ``timeout=SECONDS`` (default 30): how long a writer waits for another
+  writer's lock before giving up with an :class:`~eventledger.OperationalError`.
+
+Writers take SQLite's write lock for the length of one append, so the global
+order is the order of commits and positions are assigned in that order. The
+file is in WAL mode: readers never wait for writers.
+
+Each store keeps two connections, each on its own thread: one writes, one
+reads. Several stores (or processes) may open the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eventledger import _json
+from eventledger._validation import PreparedEvent
+from eventledger.errors import (
+    InvalidInput,
+    OperationalError,
+    SchemaVersionError,
+    UnsupportedStoreURL,
+    WrongExpectedVersion,
+)
+from eventledger.records import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
+from eventledger.stores._keys import prefix_upper_bound
+from eventledger.stores._migrations import load_migrations
+from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
+from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _decode(row: tuple[Any, ...]) -> RecordedEvent:
+    return RecordedEvent(
+        uuid.UUID(bytes=row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        _json.loads(row[6]),
+        _json.loads(row[7]),
+        _EPOCH + timedelta(microseconds=row[8]),
+    )
+
+
+class _Connection:
+    """A sqlite3 connection that lives on its own thread; calls are awaited."""
+
+    def __init__(self, path: str, synchronous: str, timeout: float) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventledger-sqlite")
+        self._path = path
+        self._synchronous = synchronous
+        self._timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        self._conn = conn
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self._open()
+            assert self._conn is not None
+            try:
+                return work(self._conn)
+            except sqlite3.OperationalError as error:
+                raise OperationalError(f"SQLite {self._path}: {error}") from error
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+
+class SQLiteStore(EventStore):
+    """An event store in one SQLite file."""
+
+    def __init__(self, path: str, *, synchronous: str = "full", timeout: float = 30.0) -> None:
+        if path in ("", ":memory:") or path.startswith("file::memory:"):
+            raise UnsupportedStoreURL(
+                "an in-memory SQLite database is private to one connection; use memory:// instead"
+            )
+        if synchronous.lower() not in _SYNCHRONOUS:
+            raise InvalidInput(
+                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}"
+            )
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        mode = _SYNCHRONOUS[synchronous.lower()]
+        self._writer = _Connection(path, mode, timeout)
+        self._reader = _Connection(path, mode, timeout)
+
+    @classmethod
+    async def open(cls, path: str, **settings: Any) -> SQLiteStore:
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise OperationalError(f"cannot create the SQLite file {path}: {parent} does not exist")
+        store = cls(path, **settings)
+        try:
+            await store._writer.run(_migrate)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        def append(conn: sqlite3.Connection) -> AppendResult:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = _append_locked(conn, stream_id, expected, events)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        try:
+            return await self._writer.run(append)
+        except sqlite3.IntegrityError as error:
+            if "eventledger_events.id" not in str(error):
+                raise
+        # Some ids exist already: tell a retry from a reuse of ids.
+        found = await self._reader.run(lambda conn: _find_ids(conn, [e.id for e in events]))
+        return resolve_repeat(stream_id, expected, [e.id for e in events], found)
+
+    async def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int | None,
+        backwards: bool,
+        limit: int | None,
+        as_of: datetime | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        if backwards:
+            cursor = from_version if from_version is not None else (1 << 62)
+            condition, order = "version <= ?", "DESC"
+        else:
+            cursor = from_version or 1
+            condition, order = "version >= ?", "ASC"
+        time_filter = "" if as_of is None else f" AND recorded_at <= {_micros(as_of)}"
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventledger_events WHERE stream_id = ? AND {condition}"
+            f"{time_filter} ORDER BY version {order} LIMIT ?"
+        )
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            params = (stream_id, cursor, size)
+            page = await self._reader.run(
+                lambda conn, p=params: [_decode(r) for r in conn.execute(sql, p)]  # type: ignore[misc]
+            )
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            cursor = page[-1].version + (-1 if backwards else 1)
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def _read_all(
+        self, after: int, limit: int | None, since: datetime | None
+    ) -> AsyncIterator[RecordedEvent]:
+        time_filter = ""
+        if since is not None:
+            micros = _micros(since)
+            time_filter = f" AND recorded_at >= {micros}"
+            start = await self._reader.run(
+                lambda conn: conn.execute(
+                    "SELECT min(position) FROM eventledger_events WHERE recorded_at >= ?",
+                    (micros,),
+                ).fetchone()[0]
+            )
+            if start is None:
+                return
+            after = max(after, start - 1)
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventledger_events WHERE position > ?{time_filter}"
+            " ORDER BY position LIMIT ?"
+        )
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            params = (after, size)
+            page = await self._reader.run(
+                lambda conn, p=params: [_decode(r) for r in conn.execute(sql, p)]  # type: ignore[misc]
+            )
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            after = page[-1].position
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def _stream_version(self, stream_id: str) -> int:
+        def version(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT version FROM eventledger_streams WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._reader.run(version)
+
+    async def _list_streams(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
+        conditions = ["stream_id >= ?"]
+        params: list[Any] = [prefix]
+        upper = prefix_upper_bound(prefix)
+        if upper is not None:
+            conditions.append("stream_id < ?")
+            params.append(upper)
+        if after is not None:
+            conditions.append("stream_id > ?")
+            params.append(after)
+        sql = (
+            "SELECT stream_id, version, created_at, updated_at FROM eventledger_streams"
+            f" WHERE {' AND '.join(conditions)} ORDER BY stream_id LIMIT ?"
+        )
+        params.append(limit)
+        rows = await self._reader.run(lambda conn: conn.execute(sql, params).fetchall())
+        return [StreamInfo(r[0], r[1], _moment(r[2]), _moment(r[3])) for r in rows]
+
+    async def _head_position(self) -> int:
+        return await self._reader.run(
+            lambda conn: conn.execute("SELECT coalesce(max(position), 0) FROM eventledger_events")
+            .fetchone()[0]
+        )
+
+    async def _close(self) -> None:
+        await self._writer.close()
+        await self._reader.close()
+
+
+def _append_locked(
+    conn: sqlite3.Connection,
+    stream_id: str,
+    expected: ExpectedVersion,
+    events: list[PreparedEvent],
+) -> AppendResult:
+    row = conn.execute(
+        "SELECT version, updated_at FROM eventledger_streams WHERE stream_id = ?", (stream_id,)
+    ).fetchone()
+    actual, updated_at = (row[0], row[1]) if row else (0, 0)
+    if not expected_holds(expected, actual):
+        found = _find_ids(conn, [e.id for e in events])
+        if found:
+            return resolve_repeat(stream_id, expected, [e.id for e in events], found)
+        raise WrongExpectedVersion(stream_id, expected, actual)
+    now = max(_micros(datetime.now(UTC)), updated_at)
+    conn.executemany(
+        "INSERT INTO eventledger_events (id, stream_id, version, type, schema_version,"
+        " data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.id.bytes,
+                stream_id,
+                actual + offset,
+                e.type,
+                e.schema_version,
+                e.data.decode(),
+                e.metadata.decode(),
+                now,
+            )
+            for offset, e in enumerate(events, start=1)
+        ],
+    )
+    position: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    version = actual + len(events)
+    if row:
+        conn.execute(
+            "UPDATE eventledger_streams SET version = ?, updated_at = ? WHERE stream_id = ?",
+            (version, now, stream_id),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO eventledger_streams (stream_id, version, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?)",
+            (stream_id, version, now, now),
+        )
+    return AppendResult(version, position)
+
+
+def _find_ids(conn: sqlite3.Connection, ids: list[uuid.UUID]) -> list[FoundEvent]:
+    found: list[FoundEvent] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.extend(
+            FoundEvent(uuid.UUID(bytes=r[0]), r[1], r[2], r[3])
+            for r in conn.execute(
+                "SELECT id, stream_id, version, position FROM eventledger_events"
+                f" WHERE id IN ({marks})",
+                [i.bytes for i in chunk],
+            )
+        )
+    return found
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS eventledger_schema ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    migrations = load_migrations("sqlite")
+    for migration in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM eventledger_schema")
+            version = current.fetchone()[0]
+            if version > len(migrations):
+                raise SchemaVersionError(
+                    f"the SQLite file is at schema version {version}, but this eventledger knows"
+                    f" only up to {len(migrations)}; upgrade eventledger"
+                )
+            if version < migration.version:
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO eventledger_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _micros(datetime.now(UTC))),
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a SQL script into statements, the way SQLite itself sees them."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise RuntimeError(f"incomplete SQL statement in a migration: {buffer!r}")
+    return statements
