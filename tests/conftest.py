@@ -31,10 +31,10 @@ def postgres_url() -> Iterator[str]:
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime folder; a missing XDG_RUNTIME_DIR only warns.
         warnings.simplefilter("ignore")
-        import pgserver
+        from pgserver.postgres_server import get_server
 
     with tempfile.TemporaryDirectory(prefix="eventledger-pg-") as folder:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
+        server = get_server(folder, cleanup_mode="stop")
         try:
             yield server.get_uri()
         finally:

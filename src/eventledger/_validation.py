@@ -60,7 +60,7 @@ def check_event_type(event_type: object) -> str:
         raise InvalidInput(f"event type must be a string, not {type(event_type).__name__}")
     if len(event_type) > MAX_EVENT_TYPE_LENGTH or not _EVENT_TYPE.fullmatch(event_type):
         raise InvalidInput(
-            f"event type {event_type[:MAX_EVENT_TYPE_LENGTH + 1]!r} is not valid: use an"
+            f"event type {event_type[: MAX_EVENT_TYPE_LENGTH + 1]!r} is not valid: use an"
             " identifier such as 'OrderPlaced', optionally dotted ('orders.OrderPlaced'),"
             f" of at most {MAX_EVENT_TYPE_LENGTH} characters"
         )

@@ -58,8 +58,8 @@ class ConflictError(EventLedgerError):
 class WrongExpectedVersion(ConflictError):
     """An append's expected version did not match the stream's actual version.
 
-    >>> str(WrongExpectedVersion("order-1", 3, 5))
-    "Wrong expected version for stream 'order-1': expected 3, actual 5. Reload the stream and decide again."
+    >>> print(WrongExpectedVersion("order-1", 3, 5))
+    Wrong expected version for stream 'order-1': expected 3, actual 5. Reload the stream and ...
     """
 
     def __init__(self, stream_id: str, expected: ExpectedVersion, actual: int) -> None:

@@ -50,7 +50,8 @@ async def open_store(url: str) -> EventStore:
         unknown = set(settings) - {"synchronous", "timeout"}
         if unknown:
             raise UnsupportedStoreURL(
-                f"unknown SQLite setting(s) {', '.join(sorted(unknown))}; known: synchronous, timeout"
+                f"unknown SQLite setting(s) {', '.join(sorted(unknown))};"
+                " known: synchronous, timeout"
             )
         options: dict[str, object] = {}
         if "synchronous" in settings:
@@ -59,7 +60,9 @@ async def open_store(url: str) -> EventStore:
             try:
                 options["timeout"] = float(settings["timeout"])
             except ValueError:
-                raise InvalidInput(f"timeout must be a number of seconds, not {settings['timeout']!r}") from None
+                raise InvalidInput(
+                    f"timeout must be a number of seconds, not {settings['timeout']!r}"
+                ) from None
         return await SQLiteStore.open(unquote(parts.path[1:]), **options)
     if scheme in ("postgresql", "postgres"):
         from eventledger.stores.postgres import PostgresStore

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -44,7 +45,7 @@ def resolve_repeat(
     elsewhere = sorted({r.stream_id for r in records if r.stream_id != stream_id})
     if elsewhere:
         raise DuplicateEventId(stream_id, text_ids, f"they are in stream {elsewhere[0]!r}")
-    for previous, current in zip(records, records[1:], strict=False):
+    for previous, current in itertools.pairwise(records):
         if current.version != previous.version + 1:
             raise DuplicateEventId(
                 stream_id, text_ids, "they are not recorded consecutively in this order"

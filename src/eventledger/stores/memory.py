@@ -169,7 +169,9 @@ class MemoryStore(EventStore):
                 index = max(index, bisect.bisect_left(log.times, since))
         remaining = limit
         while remaining is None or remaining > 0:
-            page_size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            page_size = (
+                DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            )
             with log.lock:
                 page = log.events[index : index + page_size]
             if not page:

@@ -43,6 +43,9 @@ from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
 
 if TYPE_CHECKING:
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection = PoolConnectionProxy[asyncpg.Record]
 
 __all__ = ["PostgresStore"]
 
@@ -51,7 +54,11 @@ T = TypeVar("T")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _OUR_SETTINGS = {"schema", "pool_min_size", "pool_max_size"}
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
-_EXPECTED_CODES = {ExpectedState.ANY: -1, ExpectedState.STREAM_EXISTS: -2, ExpectedState.NO_STREAM: 0}
+_EXPECTED_CODES = {
+    ExpectedState.ANY: -1,
+    ExpectedState.STREAM_EXISTS: -2,
+    ExpectedState.NO_STREAM: 0,
+}
 WRONG_EXPECTED_VERSION_STATE = "EL409"
 
 _make_event = RecordedEvent._make
@@ -140,7 +147,9 @@ class PostgresStore(EventStore):
                 dsn, min_size=min_size, max_size=max_size, init=_init_connection
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise OperationalError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {error}") from error
+            raise OperationalError(
+                f"cannot connect to PostgreSQL at {_redact(dsn)}: {error}"
+            ) from error
         store = cls(pool, schema, _redact(url))
         try:
             await store._migrate()
@@ -150,7 +159,7 @@ class PostgresStore(EventStore):
         return store
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[Connection]:
         import asyncpg
 
         try:
@@ -159,14 +168,14 @@ class PostgresStore(EventStore):
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
             raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
 
-    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         async with self._connection() as conn:
             return await work(conn)
 
     async def _migrate(self) -> None:
         q = self._q
         migrations = load_migrations("postgres")
-        lock = f"SELECT pg_advisory_xact_lock(hashtext('eventledger migrate ' || $1))"
+        lock = "SELECT pg_advisory_xact_lock(hashtext('eventledger migrate ' || $1))"
         async with self._connection() as conn:
             for migration in migrations:
                 async with conn.transaction():
@@ -196,7 +205,7 @@ class PostgresStore(EventStore):
                 await conn.execute(lock, self.schema)
                 await self._repair_positions_after_restore(conn)
 
-    async def _repair_positions_after_restore(self, conn: asyncpg.Connection) -> None:
+    async def _repair_positions_after_restore(self, conn: Connection) -> None:
         """Keep new positions after old ones when transaction ids restarted.
 
         A logical dump restored into a new cluster brings events whose

@@ -266,8 +266,9 @@ class SQLiteStore(EventStore):
 
     async def _head_position(self) -> int:
         return await self._reader.run(
-            lambda conn: conn.execute("SELECT coalesce(max(position), 0) FROM eventledger_events")
-            .fetchone()[0]
+            lambda conn: conn.execute(
+                "SELECT coalesce(max(position), 0) FROM eventledger_events"
+            ).fetchone()[0]
         )
 
     async def _close(self) -> None:
