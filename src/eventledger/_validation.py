@@ -55,15 +55,25 @@ def check_stream_id(stream_id: object) -> str:
     return stream_id
 
 
+# Names already found valid; most programs use a few dozen, so checking is a set lookup.
+_VALID_NAMES_LIMIT = 10_000
+_valid_event_types: set[str] = set()
+_valid_metadata_keys: set[str] = set()
+
+
 def check_event_type(event_type: object) -> str:
     if not isinstance(event_type, str):
         raise InvalidInput(f"event type must be a string, not {type(event_type).__name__}")
+    if event_type in _valid_event_types:
+        return event_type
     if len(event_type) > MAX_EVENT_TYPE_LENGTH or not _EVENT_TYPE.fullmatch(event_type):
         raise InvalidInput(
             f"event type {event_type[: MAX_EVENT_TYPE_LENGTH + 1]!r} is not valid: use an"
             " identifier such as 'OrderPlaced', optionally dotted ('orders.OrderPlaced'),"
             f" of at most {MAX_EVENT_TYPE_LENGTH} characters"
         )
+    if len(_valid_event_types) < _VALID_NAMES_LIMIT:
+        _valid_event_types.add(event_type)
     return event_type
 
 
@@ -105,6 +115,8 @@ def check_datetime(value: object, name: str) -> datetime | None:
 
 def check_metadata_keys(metadata: dict[str, Any], where: str) -> None:
     for key in metadata:
+        if key in _valid_metadata_keys:
+            continue
         if (
             not isinstance(key, str)
             or len(key) > MAX_METADATA_KEY_LENGTH
@@ -115,6 +127,8 @@ def check_metadata_keys(metadata: dict[str, Any], where: str) -> None:
                 f" and '-', starting with a letter or '_', at most {MAX_METADATA_KEY_LENGTH}"
                 " characters"
             )
+        if len(_valid_metadata_keys) < _VALID_NAMES_LIMIT:
+            _valid_metadata_keys.add(key)
 
 
 def prepare_events(events: Iterable[NewEvent]) -> list[PreparedEvent]:

@@ -65,7 +65,14 @@ async def open_store(url: str) -> EventStore:
                 ) from None
         return await SQLiteStore.open(unquote(parts.path[1:]), **options)
     if scheme in ("postgresql", "postgres"):
-        from eventledger.stores.postgres import PostgresStore
+        try:
+            from eventledger.stores.postgres import PostgresStore
+        except ImportError as error:
+            if error.name != "asyncpg":
+                raise
+            raise UnsupportedStoreURL(
+                "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
+            ) from None
 
         return await PostgresStore.open(url)
     raise UnsupportedStoreURL(

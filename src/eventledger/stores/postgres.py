@@ -5,7 +5,9 @@ that asyncpg accepts, plus these query settings, which eventledger takes for
 itself:
 
 - ``schema=NAME``: the schema that holds the tables (default ``eventledger``);
-- ``pool_min_size=N`` / ``pool_max_size=N``: the connection pool (default 1 / 10).
+- ``pool_min_size=N`` / ``pool_max_size=N``: the connection pool (default 1 / 10);
+- ``application_name=NAME``: how the connections show in ``pg_stat_activity``
+  (default ``eventledger``).
 
 How the global order works, and why readers never skip an event although
 writers commit concurrently: see ``sql/postgres/0001_events.sql``.
@@ -20,13 +22,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
+
 from eventledger import _json
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
+    ConflictError,
     InvalidInput,
     OperationalError,
     SchemaVersionError,
-    UnsupportedStoreURL,
+    StoreClosed,
     WrongExpectedVersion,
 )
 from eventledger.records import (
@@ -38,30 +43,77 @@ from eventledger.records import (
 )
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
+from eventledger.stores._pg_pool import ConnectionPool, PoolClosed
 from eventledger.stores._repeats import FoundEvent, resolve_repeat
 from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
 
 if TYPE_CHECKING:
-    import asyncpg
-    from asyncpg.pool import PoolConnectionProxy
-
-    Connection = PoolConnectionProxy[asyncpg.Record]
+    Connection = asyncpg.Connection[asyncpg.Record]
 
 __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_OUR_SETTINGS = {"schema", "pool_min_size", "pool_max_size"}
+_OUR_SETTINGS = {"schema", "pool_min_size", "pool_max_size", "application_name"}
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
 _EXPECTED_CODES = {
     ExpectedState.ANY: -1,
     ExpectedState.STREAM_EXISTS: -2,
     ExpectedState.NO_STREAM: 0,
 }
-WRONG_EXPECTED_VERSION_STATE = "EL409"
+MAX_APPEND_ATTEMPTS = 100
 
 _make_event = RecordedEvent._make
+
+
+# What a connection that died under us raises (InternalClientError: a server that
+# cut an idle connection leaves asyncpg's protocol in a state it cannot leave).
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
+
+
+def _leaves_connection_idle(error: asyncpg.PostgresError) -> bool:
+    """Whether the connection is still fit for use after the server reported `error`.
+
+    Statement errors leave it idle; connection failures (class 08), shutdowns and
+    cancellations (class 57) and FATAL errors do not.
+    """
+    state = error.sqlstate or ""
+    severity = getattr(error, "severity", "") or ""
+    return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
+
+
+def _append_sql(q: str, values: str, unnest: str) -> str:
+    index = " + u.n - 1" if unnest else ""
+    exists = _EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
+    return f"""
+        WITH last AS (
+            SELECT e.version, e.recorded_at FROM {q}.events e
+             WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1
+        ), current AS (
+            -- greatest() skips NULL; time never runs backwards within a stream
+            SELECT coalesce(max(l.version), 0) AS version,
+                   greatest(clock_timestamp(), max(l.recorded_at)) AS at
+              FROM last l
+        ), inserted AS (
+            INSERT INTO {q}.events (position, id, stream_id, version, type,
+                                    schema_version, data, metadata, recorded_at)
+            SELECT ((pg_current_xact_id()::text::bigint
+                     + (SELECT o.xid_offset FROM {q}.position_offset o)) << 20){index},
+                   {values}
+              FROM current c{unnest}
+             WHERE CASE WHEN $2::bigint >= 0 THEN c.version = $2::bigint
+                        WHEN $2::bigint = {exists} THEN c.version > 0
+                        ELSE true END
+            RETURNING version, position
+        )
+        SELECT (SELECT version FROM current), max(version), max(position) FROM inserted
+    """
 
 
 def _jsonb_encode(value: bytes) -> bytes:
@@ -102,13 +154,23 @@ def _redact(url: str) -> str:
 class PostgresStore(EventStore):
     """An event store in a PostgreSQL schema."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, url: str) -> None:
+    def __init__(self, pool: ConnectionPool, schema: str, url: str) -> None:
         self._pool = pool
         self.schema = schema
         self.url = url
         q = f'"{schema}"'
         self._q = q
-        self._append_sql = f"SELECT {q}.append_events($1, $2, $3, $4, $5, $6, $7)"
+        # One statement, one round trip: read the stream's last version, check the
+        # expected version, insert. Concurrent writers of one stream collide on UNIQUE
+        # (stream_id, version); the loser gets a unique violation and decides again.
+        # One event (the common case) binds plain values; a batch binds arrays.
+        self._append_one_sql = _append_sql(q, "$3, $1, c.version + 1, $4, $5, $6, $7, c.at", "")
+        self._append_many_sql = _append_sql(
+            q,
+            "u.id, $1, c.version + u.n, u.type, u.schema_version, u.data, u.metadata, c.at",
+            ", unnest($3::uuid[], $4::text[], $5::integer[], $6::jsonb[], $7::jsonb[])"
+            " WITH ORDINALITY AS u(id, type, schema_version, data, metadata, n)",
+        )
         self._read_all_sql = (
             f"SELECT {_COLUMNS} FROM {q}.events"
             f" WHERE position > $1 AND position < {q}.visible_limit()"
@@ -122,12 +184,6 @@ class PostgresStore(EventStore):
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
-        try:
-            import asyncpg
-        except ImportError:
-            raise UnsupportedStoreURL(
-                "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
-            ) from None
         dsn, settings = split_url(url)
         schema = settings.get("schema", "eventledger")
         if not _SCHEMA_NAME.fullmatch(schema):
@@ -135,6 +191,7 @@ class PostgresStore(EventStore):
                 f"schema {schema!r} is not valid: use lower-case letters, digits and '_',"
                 " starting with a letter or '_', at most 63 characters"
             )
+        application_name = settings.get("application_name", "eventledger")
         min_size = _int_setting(settings, "pool_min_size", 1)
         max_size = _int_setting(settings, "pool_max_size", 10)
         if not 1 <= min_size <= max_size:
@@ -142,10 +199,23 @@ class PostgresStore(EventStore):
                 f"pool sizes must satisfy 1 <= pool_min_size <= pool_max_size,"
                 f" not {min_size} and {max_size}"
             )
-        try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, init=_init_connection
+
+        async def connect() -> asyncpg.Connection:
+            conn = await asyncpg.connect(
+                dsn,
+                # The store's statements are few and prepared once per connection; with
+                # custom plans PostgreSQL would plan the append anew on every call.
+                server_settings={
+                    "plan_cache_mode": "force_generic_plan",
+                    "application_name": application_name,
+                },
             )
+            await _init_connection(conn)
+            return conn
+
+        pool = ConnectionPool(connect, max_size)
+        try:
+            await pool.open(min_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise OperationalError(
                 f"cannot connect to PostgreSQL at {_redact(dsn)}: {error}"
@@ -160,15 +230,35 @@ class PostgresStore(EventStore):
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
-        import asyncpg
-
+        conn = await self._acquire()
+        reusable = False
         try:
-            async with self._pool.acquire() as conn:
-                yield conn
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+            yield conn
+            reusable = True
+        except asyncpg.PostgresError as error:
+            reusable = _leaves_connection_idle(error)
+            raise
+        except _CONNECTION_ERRORS as error:
             raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
+        finally:
+            self._pool.release(conn, reusable)
+
+    async def _acquire(self) -> Connection:
+        try:
+            return await self._pool.acquire()
+        except PoolClosed:
+            raise StoreClosed(f"the store {self.url} is closed") from None
+        except _CONNECTION_ERRORS as error:
+            raise OperationalError(f"cannot connect to PostgreSQL {self.url}: {error}") from error
 
     async def _run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run a read on a pooled connection; once more on another if the first died."""
+        try:
+            async with self._connection() as conn:
+                return await work(conn)
+        except OperationalError as error:
+            if not isinstance(error.__cause__, _CONNECTION_ERRORS):
+                raise
         async with self._connection() as conn:
             return await work(conn)
 
@@ -228,35 +318,66 @@ class PostgresStore(EventStore):
     async def _append(
         self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
     ) -> AppendResult:
-        import asyncpg
-
         code = _EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
-        args = (
-            stream_id,
-            code,
-            [e.id for e in events],
-            [e.type for e in events],
-            [e.schema_version for e in events],
-            [e.data for e in events],
-            [e.metadata for e in events],
-        )
-        try:
-            async with self._connection() as conn:
-                version, position = await conn.fetchval(self._append_sql, *args)
+        ids = [e.id for e in events]
+        args: tuple[Any, ...]
+        if len(events) == 1:
+            sql, args = self._append_one_sql, (stream_id, code, *events[0])
+        else:
+            sql = self._append_many_sql
+            args = (
+                stream_id,
+                code,
+                ids,
+                [e.type for e in events],
+                [e.schema_version for e in events],
+                [e.data for e in events],
+                [e.metadata for e in events],
+            )
+        lost_connections = 0
+        for _attempt in range(MAX_APPEND_ATTEMPTS):
+            conn = await self._acquire()  # the hot path: no context manager
+            reusable = False
+            try:
+                row = await conn.fetchrow(sql, *args)
+                reusable = True
+                assert row is not None  # the statement always answers one row
+                actual, version, position = row
+            except (*_CONNECTION_ERRORS, asyncpg.AdminShutdownError) as error:
+                # The connection died. Trying again on another is safe: if the first
+                # try committed, the same event ids make the retry return its result.
+                lost_connections += 1
+                if lost_connections > 1:
+                    raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
+                continue
+            except asyncpg.UniqueViolationError as error:
+                reusable = True
+                if error.constraint_name not in ("events_id_key", "events_stream_version_key"):
+                    raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+                # Either these ids exist (a retry, or a reuse of ids), or another writer
+                # took the next version of the stream first.
+                found = await self._find_ids(ids)
+                if found:
+                    return resolve_repeat(stream_id, expected, ids, found)
+                if isinstance(expected, int) or expected is ExpectedState.NO_STREAM:
+                    actual = await self._stream_version(stream_id)
+                    raise WrongExpectedVersion(stream_id, expected, actual) from None
+                continue  # ANY or STREAM_EXISTS: decide again on the new version
+            except asyncpg.PostgresError as error:
+                reusable = _leaves_connection_idle(error)
+                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+            finally:
+                self._pool.release(conn, reusable)
+            if version is not None:
                 return AppendResult(version, position)
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name != "events_id_key":
-                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-        except asyncpg.PostgresError as error:
-            if error.sqlstate != WRONG_EXPECTED_VERSION_STATE:
-                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-            found = await self._find_ids([e.id for e in events])
-            if not found:
-                actual = int(getattr(error, "detail", None) or 0)
-                raise WrongExpectedVersion(stream_id, expected, actual) from None
-            return resolve_repeat(stream_id, expected, [e.id for e in events], found)
-        found = await self._find_ids([e.id for e in events])
-        return resolve_repeat(stream_id, expected, [e.id for e in events], found)
+            found = await self._find_ids(ids)
+            if found:
+                return resolve_repeat(stream_id, expected, ids, found)
+            raise WrongExpectedVersion(stream_id, expected, actual)
+        raise ConflictError(
+            f"append to {stream_id!r} lost the race for the stream's next version"
+            f" {MAX_APPEND_ATTEMPTS} times in a row; too many writers append to this one stream"
+        )
 
     async def _find_ids(self, ids: list[Any]) -> list[FoundEvent]:
         rows = await self._run(
@@ -293,8 +414,7 @@ class PostgresStore(EventStore):
             params: list[Any] = [stream_id, cursor, size]
             if as_of is not None:
                 params.append(as_of)
-            async with self._connection() as conn:
-                rows = await conn.fetch(sql, *params)
+            rows = await self._run(lambda conn, p=params: conn.fetch(sql, *p))  # type: ignore[misc]
             for row in rows:
                 yield _make_event(row)
             if len(rows) < size:
@@ -321,8 +441,8 @@ class PostgresStore(EventStore):
         remaining = limit
         while remaining is None or remaining > 0:
             size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            async with self._connection() as conn:
-                rows = await conn.fetch(sql, after, size, *extra)
+            page = (after, size, *extra)
+            rows = await self._run(lambda conn, p=page: conn.fetch(sql, *p))  # type: ignore[misc]
             for row in rows:
                 yield _make_event(row)
             if len(rows) < size:
@@ -334,26 +454,38 @@ class PostgresStore(EventStore):
     async def _stream_version(self, stream_id: str) -> int:
         version = await self._run(
             lambda conn: conn.fetchval(
-                f"SELECT version FROM {self._q}.streams WHERE stream_id = $1", stream_id
+                f"SELECT max(version) FROM {self._q}.events WHERE stream_id = $1", stream_id
             )
         )
         return int(version or 0)
 
     async def _list_streams(self, prefix: str, after: str | None, limit: int) -> list[StreamInfo]:
-        conditions = ["stream_id >= $1"]
-        params: list[Any] = [prefix]
+        # Streams are the distinct stream ids of the log: walk the (stream_id, version)
+        # index from one id to the next (a "loose index scan"), one index probe a stream.
+        if after is not None and after >= prefix:
+            lower, first_op = after, ">"
+        else:
+            lower, first_op = prefix, ">="
         upper = prefix_upper_bound(prefix)
-        if upper is not None:
-            params.append(upper)
-            conditions.append(f"stream_id < ${len(params)}")
-        if after is not None:
-            params.append(after)
-            conditions.append(f"stream_id > ${len(params)}")
-        params.append(limit)
+        bound = "" if upper is None else " AND e.stream_id < $3"
+        q = self._q
         sql = (
-            f"SELECT stream_id, version, created_at, updated_at FROM {self._q}.streams"
-            f" WHERE {' AND '.join(conditions)} ORDER BY stream_id LIMIT ${len(params)}"
+            "WITH RECURSIVE ids(stream_id) AS ("
+            f" (SELECT e.stream_id FROM {q}.events e WHERE e.stream_id {first_op} $1{bound}"
+            "   ORDER BY e.stream_id LIMIT 1)"
+            " UNION ALL"
+            f" SELECT (SELECT e.stream_id FROM {q}.events e"
+            f"          WHERE e.stream_id > ids.stream_id{bound} ORDER BY e.stream_id LIMIT 1)"
+            "   FROM ids WHERE ids.stream_id IS NOT NULL)"
+            " SELECT i.stream_id, last.version, first.recorded_at, last.recorded_at"
+            " FROM (SELECT stream_id FROM ids WHERE stream_id IS NOT NULL LIMIT $2) i"
+            f" CROSS JOIN LATERAL (SELECT e.version, e.recorded_at FROM {q}.events e"
+            "   WHERE e.stream_id = i.stream_id ORDER BY e.version DESC LIMIT 1) last"
+            f" CROSS JOIN LATERAL (SELECT e.recorded_at FROM {q}.events e"
+            "   WHERE e.stream_id = i.stream_id AND e.version = 1) first"
+            " ORDER BY i.stream_id"
         )
+        params: list[Any] = [lower, limit] + ([] if upper is None else [upper])
         rows = await self._run(lambda conn: conn.fetch(sql, *params))
         return [StreamInfo(r[0], r[1], r[2], r[3]) for r in rows]
 

@@ -89,18 +89,24 @@ class _Connection:
         conn = sqlite3.connect(
             self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            if self._conn is None:
-                self._open()
-            assert self._conn is not None
             try:
+                if self._conn is None:
+                    self._open()
+                assert self._conn is not None
                 return work(self._conn)
-            except sqlite3.OperationalError as error:
+            except sqlite3.IntegrityError:
+                raise  # an invariant of the log; the store decides what it means
+            except sqlite3.DatabaseError as error:
                 raise OperationalError(f"SQLite {self._path}: {error}") from error
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

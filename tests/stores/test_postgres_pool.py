@@ -1,0 +1,98 @@
+"""The PostgreSQL store's connection pool under load, broken connections and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
+import pytest
+
+from eventledger import NewEvent, OperationalError, open_store
+from eventledger.stores.postgres import split_url
+from tests.postgres_urls import with_settings
+
+
+async def test_more_concurrent_calls_than_connections_all_complete(
+    postgres_schema_url: str,
+) -> None:
+    store = await open_store(with_settings(postgres_schema_url, pool_max_size="2"))
+    try:
+        results = await asyncio.gather(
+            *(store.append(f"Order-{n}", [NewEvent("Placed", {})]) for n in range(40))
+        )
+        assert all(r.version == 1 for r in results)
+        assert len([e async for e in store.read_all()]) == 40
+    finally:
+        await store.close()
+
+
+async def test_the_store_recovers_after_its_connections_are_killed(
+    postgres_schema_url: str,
+) -> None:
+    name = f"el-kill-{uuid.uuid4().hex[:8]}"
+    store = await open_store(with_settings(postgres_schema_url, application_name=name))
+    admin = await asyncpg.connect(split_url(postgres_schema_url)[0])
+    try:
+        await store.append("Order-1", [NewEvent("Placed", {})])
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            name,
+        )
+        assert killed >= 1
+        failures = 0
+        for _ in range(5):
+            try:
+                await store.append("Order-1", [NewEvent("Placed", {})])
+                break
+            except OperationalError:
+                failures += 1  # the call that meets the dead connection fails cleanly
+        assert failures == 0  # the append went again on a fresh connection
+        assert await store.stream_version("Order-1") == 2
+    finally:
+        await admin.close()
+        await store.close()
+
+
+async def test_cancelled_calls_leave_the_pool_usable(postgres_schema_url: str) -> None:
+    store = await open_store(with_settings(postgres_schema_url, pool_max_size="3"))
+    try:
+        for n in range(30):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    store.append(f"Order-{n}", [NewEvent("Placed", {})]), timeout=0.0005
+                )
+        results = await asyncio.gather(
+            *(store.append(f"Later-{n}", [NewEvent("Placed", {})]) for n in range(10))
+        )
+        assert [r.version for r in results] == [1] * 10
+        # Whatever was cancelled was either written whole or not at all.
+        for n in range(30):
+            assert await store.stream_version(f"Order-{n}") in (0, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_closed_store_fails_calls_that_wait_for_a_connection(
+    postgres_schema_url: str,
+) -> None:
+    store = await open_store(with_settings(postgres_schema_url, pool_max_size="1"))
+    calls = [
+        asyncio.ensure_future(store.append(f"Order-{n}", [NewEvent("Placed", {})]))
+        for n in range(5)
+    ]
+    await asyncio.sleep(0)
+    await store.close()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        assert not isinstance(outcome, BaseException) or isinstance(outcome, OperationalError), (
+            repr(outcome)
+        )
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+async def test_a_pool_needs_at_least_one_connection(postgres_url: str, size: str) -> None:
+    with pytest.raises(ValueError, match="pool sizes"):
+        await open_store(with_settings(postgres_url, pool_min_size=size))
