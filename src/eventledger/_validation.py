@@ -17,6 +17,7 @@ MAX_EVENT_TYPE_LENGTH = 200
 MAX_METADATA_KEY_LENGTH = 100
 MAX_EVENTS_PER_APPEND = (1 << 20) - 1
 MAX_INT64 = (1 << 63) - 1
+MAX_SCHEMA_VERSION = (1 << 31) - 1
 
 _EVENT_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -151,37 +152,57 @@ def prepare_events(events: Iterable[NewEvent]) -> list[PreparedEvent]:
     prepared: list[PreparedEvent] = []
     seen: set[uuid.UUID] = set()
     for index, event in enumerate(batch):
-        if not isinstance(event, NewEvent):
-            raise InvalidInput(f"event {index} must be a NewEvent, not {type(event).__name__}")
-        where = f"event {index} ({event.type!r})"
-        check_event_type(event.type)
-        if not isinstance(event.id, uuid.UUID):
-            raise InvalidInput(f"{where}: id must be a uuid.UUID, not {type(event.id).__name__}")
-        if event.id in seen:
-            raise InvalidInput(f"{where}: id {event.id} appears twice in the same append")
+        # The fast path checks without building messages; _explain() says what was wrong.
+        if (
+            type(event) is not NewEvent
+            or type(event.type) is not str
+            or event.type not in _valid_event_types
+            or type(event.id) is not uuid.UUID
+            or event.id in seen
+            or type(event.schema_version) is not int
+            or not 1 <= event.schema_version <= MAX_SCHEMA_VERSION
+            or type(event.data) is not dict
+            or type(event.metadata) is not dict
+            or not _valid_metadata_keys.issuperset(event.metadata)
+        ):
+            _explain(index, event, seen)
         seen.add(event.id)
-        schema_version = check_int(
-            event.schema_version, f"{where}: schema_version", minimum=1, maximum=2**31 - 1
-        )
-        if not isinstance(event.data, dict):
-            raise InvalidInput(
-                f"{where}: data must be a dict (a JSON object), not {type(event.data).__name__}"
-            )
-        if not isinstance(event.metadata, dict):
-            raise InvalidInput(
-                f"{where}: metadata must be a dict, not {type(event.metadata).__name__}"
-            )
-        check_metadata_keys(event.metadata, where)
-        prepared.append(
-            PreparedEvent(
-                event.id,
-                event.type,
-                schema_version,
-                _encode(event.data, f"{where}: data"),
-                _encode(event.metadata, f"{where}: metadata"),
-            )
-        )
+        try:
+            data = _json.dumps(event.data)
+            metadata = _json.dumps(event.metadata)
+        except _json.JSONEncodeError:
+            _encode(event.data, f"{_where(index, event)}: data")
+            _encode(event.metadata, f"{_where(index, event)}: metadata")
+            raise
+        prepared.append(PreparedEvent(event.id, event.type, event.schema_version, data, metadata))
     return prepared
+
+
+def _where(index: int, event: NewEvent) -> str:
+    return f"event {index} ({event.type!r})"
+
+
+def _explain(index: int, event: object, seen: set[uuid.UUID]) -> None:
+    """Raise the error for an event that failed the fast checks, or return if it is fine
+    after all (a subclass of NewEvent, a new event type or metadata key)."""
+    if not isinstance(event, NewEvent):
+        raise InvalidInput(f"event {index} must be a NewEvent, not {type(event).__name__}")
+    where = _where(index, event)
+    check_event_type(event.type)
+    if not isinstance(event.id, uuid.UUID):
+        raise InvalidInput(f"{where}: id must be a uuid.UUID, not {type(event.id).__name__}")
+    if event.id in seen:
+        raise InvalidInput(f"{where}: id {event.id} appears twice in the same append")
+    check_int(
+        event.schema_version, f"{where}: schema_version", minimum=1, maximum=MAX_SCHEMA_VERSION
+    )
+    if not isinstance(event.data, dict):
+        raise InvalidInput(
+            f"{where}: data must be a dict (a JSON object), not {type(event.data).__name__}"
+        )
+    if not isinstance(event.metadata, dict):
+        raise InvalidInput(f"{where}: metadata must be a dict, not {type(event.metadata).__name__}")
+    check_metadata_keys(event.metadata, where)
 
 
 def _encode(value: dict[str, Any], what: str) -> bytes:

@@ -66,7 +66,7 @@ class EventStore(abc.ABC):
         prepared = check.prepare_events(events)
         return await self._append(stream_id, expected, prepared)
 
-    async def read_stream(
+    def read_stream(
         self,
         stream_id: str,
         *,
@@ -80,7 +80,8 @@ class EventStore(abc.ABC):
         Forwards, reading starts at `from_version` (default 1); backwards, at
         `from_version` (default: the last event) going down. `as_of` keeps only
         events recorded at or before that time: the stream as it was then.
-        A stream that does not exist yields nothing.
+        A stream that does not exist yields nothing. Arguments are checked
+        when called, before iteration starts.
         """
         self._check_open()
         stream_id = check.check_stream_id(stream_id)
@@ -90,11 +91,10 @@ class EventStore(abc.ABC):
         if not isinstance(backwards, bool):
             raise check.InvalidInput(f"backwards must be a bool, not {backwards!r}")
         if count == 0:
-            return
-        async for event in self._read_stream(stream_id, start, backwards, count, when):
-            yield event
+            return _nothing()
+        return self._read_stream(stream_id, start, backwards, count, when)
 
-    async def read_all(
+    def read_all(
         self,
         *,
         after: int | None = None,
@@ -108,16 +108,16 @@ class EventStore(abc.ABC):
         A reader that has seen position P never later sees an event before P,
         however many writers are committing: remember the last position and
         pass it back as `after` to go on. Reading pages through the log, so
-        memory stays flat whatever its length.
+        memory stays flat whatever its length. Arguments are checked when
+        called, before iteration starts.
         """
         self._check_open()
         start = check.check_optional_int(after, "after", minimum=0) or 0
         count = check.check_optional_int(limit, "limit", minimum=0)
         when = check.check_datetime(since, "since")
         if count == 0:
-            return
-        async for event in self._read_all(start, count, when):
-            yield event
+            return _nothing()
+        return self._read_all(start, count, when)
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of its events, 0 if it does not exist."""
@@ -209,3 +209,8 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
+
+
+async def _nothing() -> AsyncIterator[RecordedEvent]:
+    return
+    yield  # an async generator that yields nothing
