@@ -26,6 +26,7 @@ import asyncio
 import importlib.util
 import os
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -408,7 +409,19 @@ def run_peer(url: str, sizes: Sizes) -> dict[str, float]:
         peer.teardown(settings)
 
 
-async def measure_postgres(url: str, sizes: Sizes) -> list[Row]:
+async def median_pair(
+    ours: Callable[[], Awaitable[float]], theirs: Callable[[], Awaitable[float]], repeats: int
+) -> tuple[float, float]:
+    """Run both sides in turn `repeats` times; the median of each (the machine is noisy)."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeats):
+        a.append(await ours())
+        b.append(await theirs())
+    return statistics.median(a), statistics.median(b)
+
+
+async def measure_postgres(url: str, sizes: Sizes, repeats: int) -> list[Row]:
     dsn, _ = split_url(url)
     admin = await asyncpg.connect(dsn)
     await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
@@ -419,37 +432,31 @@ async def measure_postgres(url: str, sizes: Sizes) -> list[Row]:
     pool = await asyncpg.create_pool(dsn, min_size=8, max_size=8)
     assert pool is not None
     rows: list[Row] = []
+    n = sizes.single_appends
     try:
         for writers in (1, 8):
-            rows.append(
-                Row(
-                    f"single-event appends, {writers} writer{'s' if writers > 1 else ''}",
-                    "PostgreSQL",
-                    await el_single_appends(store, writers, sizes.single_appends),
-                    await raw_single_appends(pool, writers, sizes.single_appends),
-                )
+            ours, raw = await median_pair(
+                lambda w=writers: el_single_appends(store, w, n),  # type: ignore[misc]
+                lambda w=writers: raw_single_appends(pool, w, n),  # type: ignore[misc]
+                repeats,
             )
-        rows.append(
-            Row(
-                "batched appends (100 per append)",
-                "PostgreSQL",
-                await el_batched_appends(store, sizes.batches),
-                await raw_batched_copy(pool, sizes.batches),
-            )
+            label = f"single-event appends, {writers} writer{'s' if writers > 1 else ''}"
+            rows.append(Row(label, "PostgreSQL", ours, raw))
+        ours, raw = await median_pair(
+            lambda: el_batched_appends(store, sizes.batches),
+            lambda: raw_batched_copy(pool, sizes.batches),
+            repeats,
         )
+        rows.append(Row("batched appends (100 per append)", "PostgreSQL", ours, raw))
         await el_fill(store, sizes.read_events)
         total = await raw_fill(pool, sizes.read_events)
         el_total = 0
         async for _ in store.read_all():
             el_total += 1
-        rows.append(
-            Row(
-                f"read_all, decoded ({el_total:,} events)",
-                "PostgreSQL",
-                await el_read_all(store, el_total),
-                await raw_read_all(pool, total),
-            )
+        ours, raw = await median_pair(
+            lambda: el_read_all(store, el_total), lambda: raw_read_all(pool, total), repeats
         )
+        rows.append(Row(f"read_all, decoded ({el_total:,} events)", "PostgreSQL", ours, raw))
     finally:
         await store.close()
         await pool.close()
@@ -502,9 +509,9 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
-async def main(sizes: Sizes, with_peer: bool) -> None:
+async def main(sizes: Sizes, with_peer: bool, repeats: int) -> None:
     with postgres_url() as url:
-        rows = await measure_postgres(url, sizes)
+        rows = await measure_postgres(url, sizes, repeats)
         if with_peer:
             peer = await asyncio.to_thread(run_peer, url, sizes)
             keys = ["single1", "single8", "batched", "read"]
@@ -518,5 +525,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--no-peer", action="store_true", help="skip the eventsourcing library")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per workload (median)")
     options = parser.parse_args()
-    asyncio.run(main(QUICK if options.quick else FULL, not options.no_peer))
+    asyncio.run(main(QUICK if options.quick else FULL, not options.no_peer, options.repeats))

@@ -15,6 +15,7 @@ writers commit concurrently: see ``sql/postgres/0001_events.sql``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,6 +127,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=bytes.decode, decoder=_json.loads, format="text"
     )
+
+
+def _page_size(remaining: int | None) -> int:
+    return DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _pack(events: list[PreparedEvent]) -> bytes:
@@ -435,18 +445,32 @@ class PostgresStore(EventStore):
                 return
             after = max(after, start - 1)
             sql, extra = self._read_all_since_sql, (since,)
+
+        def fetch(after: int, size: int) -> asyncio.Future[list[asyncpg.Record]]:
+            return asyncio.ensure_future(
+                self._run(lambda conn: conn.fetch(sql, after, size, *extra))
+            )
+
+        # While the caller works through one page, the next is already on its way:
+        # the server's work overlaps with decoding here. At most two pages in memory.
         remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            page = (after, size, *extra)
-            rows = await self._run(lambda conn, p=page: conn.fetch(sql, *p))  # type: ignore[misc]
-            for row in rows:
-                yield _make_event(row)
-            if len(rows) < size:
-                return
-            after = rows[-1][3]
-            if remaining is not None:
-                remaining -= len(rows)
+        size = _page_size(remaining)
+        pending: asyncio.Future[list[asyncpg.Record]] | None = fetch(after, size)
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                if remaining is not None:
+                    remaining -= len(rows)
+                if len(rows) == size and (remaining is None or remaining > 0):
+                    size = _page_size(remaining)
+                    pending = fetch(rows[-1][3], size)
+                for row in rows:
+                    yield _make_event(row)
+        finally:
+            if pending is not None:
+                # The caller stopped early: let the fetch finish and free its connection.
+                pending.add_done_callback(_ignore_result)
 
     async def _stream_version(self, stream_id: str) -> int:
         version = await self._run(
