@@ -32,6 +32,7 @@ from eventledger.records import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    Snapshot,
     StreamInfo,
     stream_category,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "OperationalError",
     "RecordedEvent",
     "SchemaVersionError",
+    "Snapshot",
     "StoreClosed",
     "StreamInfo",
     "UnsupportedStoreURL",

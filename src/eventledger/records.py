@@ -25,6 +25,7 @@ __all__ = [
     "JSONObject",
     "NewEvent",
     "RecordedEvent",
+    "Snapshot",
     "StreamInfo",
 ]
 
@@ -93,6 +94,21 @@ class AppendResult(NamedTuple):
 
     version: int
     position: int
+
+
+class Snapshot(NamedTuple):
+    """The state of an aggregate after the event at `version` of its stream.
+
+    `kind` names what the state is (the aggregate type) and `fingerprint` its
+    shape; whoever restores a snapshot checks both and ignores a mismatch.
+    """
+
+    stream_id: str
+    version: int
+    kind: str
+    fingerprint: str
+    state: JSONObject
+    recorded_at: datetime | None = None
 
 
 class StreamInfo(NamedTuple):

@@ -13,15 +13,17 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from eventledger import _json
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
-from eventledger.errors import StoreClosed
+from eventledger.errors import InvalidInput, StoreClosed
 from eventledger.records import (
     ANY,
     AppendResult,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    Snapshot,
     StreamInfo,
 )
 
@@ -89,7 +91,7 @@ class EventStore(abc.ABC):
         count = check.check_optional_int(limit, "limit", minimum=0)
         when = check.check_datetime(as_of, "as_of")
         if not isinstance(backwards, bool):
-            raise check.InvalidInput(f"backwards must be a bool, not {backwards!r}")
+            raise InvalidInput(f"backwards must be a bool, not {backwards!r}")
         if count == 0:
             return _nothing()
         return self._read_stream(stream_id, start, backwards, count, when)
@@ -134,11 +136,42 @@ class EventStore(abc.ABC):
         """
         self._check_open()
         if prefix is not None and not isinstance(prefix, str):
-            raise check.InvalidInput(f"prefix must be a string, not {type(prefix).__name__}")
+            raise InvalidInput(f"prefix must be a string, not {type(prefix).__name__}")
         if after is not None and not isinstance(after, str):
-            raise check.InvalidInput(f"after must be a stream id string, not {after!r}")
+            raise InvalidInput(f"after must be a stream id string, not {after!r}")
         count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT)
         return await self._list_streams(prefix or "", after, count)
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep a snapshot of a stream's state at a version (replacing one at the same
+        version). Snapshots are a cache: they never change what the events say."""
+        self._check_open()
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInput(f"expected a Snapshot, not {type(snapshot).__name__}")
+        check.check_stream_id(snapshot.stream_id)
+        check.check_int(snapshot.version, "snapshot version", minimum=1)
+        for name in ("kind", "fingerprint"):
+            value = getattr(snapshot, name)
+            if not isinstance(value, str) or not value or len(value) > 200:
+                raise InvalidInput(f"snapshot {name} must be a non-empty string")
+        if not isinstance(snapshot.state, dict):
+            raise InvalidInput(
+                f"snapshot state must be a dict, not {type(snapshot.state).__name__}"
+            )
+        try:
+            state = _json.dumps(snapshot.state)
+        except _json.JSONEncodeError as error:
+            raise InvalidInput(f"snapshot state cannot be stored as JSON: {error}") from None
+        await self._save_snapshot(snapshot, state)
+
+    async def load_snapshot(
+        self, stream_id: str, *, max_version: int | None = None
+    ) -> Snapshot | None:
+        """The latest snapshot of a stream at or below `max_version`, or None."""
+        self._check_open()
+        stream_id = check.check_stream_id(stream_id)
+        limit = check.check_optional_int(max_version, "max_version", minimum=0)
+        return await self._load_snapshot(stream_id, limit)
 
     async def head_position(self) -> int:
         """The position of the last event a reader can see now; 0 for an empty store."""
@@ -206,6 +239,12 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _head_position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def _load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None: ...
 
     @abc.abstractmethod
     async def _close(self) -> None: ...

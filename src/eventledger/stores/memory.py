@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from eventledger import _json
 from eventledger._validation import PreparedEvent
 from eventledger.errors import WrongExpectedVersion
-from eventledger.records import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
+from eventledger.records import (
+    AppendResult,
+    ExpectedVersion,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+)
 from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
 from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
 
@@ -68,6 +74,7 @@ class _Log:
         self.times: list[datetime] = []
         self.streams: dict[str, _Stream] = {}
         self.ids: dict[uuid.UUID, _Stored] = {}
+        self.snapshots: dict[str, dict[int, tuple[Snapshot, bytes]]] = {}
 
 
 _named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()
@@ -207,6 +214,20 @@ class MemoryStore(EventStore):
     async def _head_position(self) -> int:
         with self._log.lock:
             return len(self._log.events)
+
+    async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
+        kept = snapshot._replace(state={}, recorded_at=datetime.now(UTC))
+        with self._log.lock:
+            self._log.snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = (kept, state)
+
+    async def _load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        with self._log.lock:
+            versions = self._log.snapshots.get(stream_id, {})
+            usable = [v for v in versions if max_version is None or v <= max_version]
+            if not usable:
+                return None
+            kept, state = versions[max(usable)]
+        return kept._replace(state=_json.loads(state))
 
     async def _close(self) -> None:
         pass

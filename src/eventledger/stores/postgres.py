@@ -41,6 +41,7 @@ from eventledger.records import (
     ExpectedState,
     ExpectedVersion,
     RecordedEvent,
+    Snapshot,
     StreamInfo,
 )
 from eventledger.stores._keys import prefix_upper_bound
@@ -518,6 +519,33 @@ class PostgresStore(EventStore):
             )
         )
         return int(position or 0)
+
+    async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
+        await self._run(
+            lambda conn: conn.execute(
+                f"INSERT INTO {self._q}.snapshots (stream_id, version, kind, fingerprint, state)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id, version) DO UPDATE"
+                " SET kind = excluded.kind, fingerprint = excluded.fingerprint,"
+                " state = excluded.state, recorded_at = excluded.recorded_at",
+                snapshot.stream_id,
+                snapshot.version,
+                snapshot.kind,
+                snapshot.fingerprint,
+                state,
+            )
+        )
+
+    async def _load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        row = await self._run(
+            lambda conn: conn.fetchrow(
+                "SELECT stream_id, version, kind, fingerprint, state, recorded_at"
+                f" FROM {self._q}.snapshots WHERE stream_id = $1 AND version <= $2"
+                " ORDER BY version DESC LIMIT 1",
+                stream_id,
+                (1 << 63) - 1 if max_version is None else max_version,
+            )
+        )
+        return None if row is None else Snapshot(*row)
 
     async def _close(self) -> None:
         await self._pool.close()

@@ -37,7 +37,13 @@ from eventledger.errors import (
     UnsupportedStoreURL,
     WrongExpectedVersion,
 )
-from eventledger.records import AppendResult, ExpectedVersion, RecordedEvent, StreamInfo
+from eventledger.records import (
+    AppendResult,
+    ExpectedVersion,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+)
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
@@ -49,6 +55,7 @@ T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
+MAX_VERSION = (1 << 63) - 1
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
 
 
@@ -276,6 +283,36 @@ class SQLiteStore(EventStore):
                 "SELECT coalesce(max(position), 0) FROM eventledger_events"
             ).fetchone()[0]
         )
+
+    async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
+        row = (
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.kind,
+            snapshot.fingerprint,
+            state.decode(),
+            _micros(datetime.now(UTC)),
+        )
+        await self._writer.run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO eventledger_snapshots (stream_id, version, kind,"
+                " fingerprint, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
+
+    async def _load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT stream_id, version, kind, fingerprint, state, recorded_at"
+                " FROM eventledger_snapshots WHERE stream_id = ? AND version <= ?"
+                " ORDER BY version DESC LIMIT 1",
+                (stream_id, MAX_VERSION if max_version is None else max_version),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return Snapshot(row[0], row[1], row[2], row[3], _json.loads(row[4]), _moment(row[5]))
 
     async def _close(self) -> None:
         await self._writer.close()

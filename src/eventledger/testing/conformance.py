@@ -37,6 +37,7 @@ from eventledger import (
     InvalidInput,
     NewEvent,
     RecordedEvent,
+    Snapshot,
     StoreClosed,
     WrongExpectedVersion,
     open_store,
@@ -403,6 +404,61 @@ class EventStoreConformance:
         assert info.version == 2
         assert info.created_at <= info.updated_at
         assert await store.list_streams(prefix="Nothing") == []
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    async def test_a_stream_without_snapshots_has_none(self, store: EventStore) -> None:
+        assert await store.load_snapshot("Order-1") is None
+
+    async def test_the_latest_snapshot_at_or_below_a_version_is_returned(
+        self, store: EventStore
+    ) -> None:
+        for version in (100, 200, 300):
+            state = {"total": version, "lines": [{"sku": "A", "qty": version // 100}]}
+            await store.save_snapshot(Snapshot("Order-1", version, "Order", "v1:abc", state))
+        await store.save_snapshot(Snapshot("Order-2", 50, "Order", "v1:abc", {"total": 50}))
+        latest = await store.load_snapshot("Order-1")
+        assert latest is not None
+        assert (latest.stream_id, latest.version, latest.kind, latest.fingerprint) == (
+            "Order-1",
+            300,
+            "Order",
+            "v1:abc",
+        )
+        assert latest.state == {"total": 300, "lines": [{"sku": "A", "qty": 3}]}
+        assert latest.recorded_at is not None and latest.recorded_at.tzinfo is not None
+        at_250 = await store.load_snapshot("Order-1", max_version=250)
+        assert at_250 is not None and at_250.version == 200
+        assert await store.load_snapshot("Order-1", max_version=99) is None
+        other = await store.load_snapshot("Order-2")
+        assert other is not None and other.state == {"total": 50}
+
+    async def test_a_snapshot_at_the_same_version_replaces_the_old_one(
+        self, store: EventStore
+    ) -> None:
+        await store.save_snapshot(Snapshot("Order-3", 10, "Order", "v1:old", {"a": 1}))
+        await store.save_snapshot(Snapshot("Order-3", 10, "Order", "v2:new", {"a": 2}))
+        snapshot = await store.load_snapshot("Order-3")
+        assert snapshot is not None
+        assert (snapshot.fingerprint, snapshot.state) == ("v2:new", {"a": 2})
+
+    @pytest.mark.parametrize(
+        ("snapshot", "complaint"),
+        [
+            (Snapshot("", 1, "Order", "f", {}), "stream id"),
+            (Snapshot("Order-1", 0, "Order", "f", {}), "snapshot version"),
+            (Snapshot("Order-1", 1, "", "f", {}), "kind"),
+            (Snapshot("Order-1", 1, "Order", "", {}), "fingerprint"),
+            (Snapshot("Order-1", 1, "Order", "f", [1]), "must be a dict"),  # type: ignore[arg-type]
+            (Snapshot("Order-1", 1, "Order", "f", {"x": float("nan")}), "JSON"),
+        ],
+    )
+    async def test_bad_snapshots_are_refused(
+        self, store: EventStore, snapshot: Snapshot, complaint: str
+    ) -> None:
+        with pytest.raises(InvalidInput, match=complaint):
+            await store.save_snapshot(snapshot)
+        assert await store.load_snapshot("Order-1") is None
 
     # --- bad input ---------------------------------------------------------------------------
 
