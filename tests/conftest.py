@@ -12,11 +12,13 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
+from eventledger import EventStore, open_store
 from tests.postgres_urls import with_settings
 
 ENV_VAR = "EVENTLEDGER_TEST_DATABASE_URL"
@@ -51,3 +53,21 @@ async def postgres_schema_url(postgres_url: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh store of each kind in turn."""
+    if request.param == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/events.db"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest_asyncio.fixture
+async def any_store(any_store_url: str) -> AsyncIterator[EventStore]:
+    store = await open_store(any_store_url)
+    yield store
+    await store.close()

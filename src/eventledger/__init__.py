@@ -11,6 +11,14 @@
 ['OrderCreated']
 """
 
+from eventledger.aggregate import (
+    Aggregate,
+    AggregateNotFound,
+    AggregateStateError,
+    DomainError,
+    applies,
+)
+from eventledger.context import MessageContext, current_context, message_context
 from eventledger.errors import (
     ConflictError,
     DuplicateEventId,
@@ -22,6 +30,13 @@ from eventledger.errors import (
     StoreClosed,
     UnsupportedStoreURL,
     WrongExpectedVersion,
+)
+from eventledger.events import (
+    Event,
+    EventDecodeError,
+    EventRegistry,
+    UnknownEventType,
+    default_registry,
 )
 from eventledger.records import (
     ANY,
@@ -36,6 +51,7 @@ from eventledger.records import (
     StreamInfo,
     stream_category,
 )
+from eventledger.repository import HistoryEntry, Repository
 from eventledger.stores import EventStore, open_store
 
 __version__ = "0.1.0"
@@ -44,24 +60,39 @@ __all__ = [
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "Aggregate",
+    "AggregateNotFound",
+    "AggregateStateError",
     "AppendResult",
     "ConflictError",
+    "DomainError",
     "DuplicateEventId",
+    "Event",
+    "EventDecodeError",
     "EventLedgerError",
+    "EventRegistry",
     "EventStore",
     "ExpectedState",
     "ExpectedVersion",
+    "HistoryEntry",
     "IntegrityError",
     "InvalidInput",
+    "MessageContext",
     "NewEvent",
     "OperationalError",
     "RecordedEvent",
+    "Repository",
     "SchemaVersionError",
     "Snapshot",
     "StoreClosed",
     "StreamInfo",
+    "UnknownEventType",
     "UnsupportedStoreURL",
     "WrongExpectedVersion",
+    "applies",
+    "current_context",
+    "default_registry",
+    "message_context",
     "open_store",
     "stream_category",
 ]

@@ -426,12 +426,15 @@ class EventStoreConformance:
             "v1:abc",
         )
         assert latest.state == {"total": 300, "lines": [{"sku": "A", "qty": 3}]}
-        assert latest.recorded_at is not None and latest.recorded_at.tzinfo is not None
+        assert latest.recorded_at is not None
+        assert latest.recorded_at.tzinfo is not None
         at_250 = await store.load_snapshot("Order-1", max_version=250)
-        assert at_250 is not None and at_250.version == 200
+        assert at_250 is not None
+        assert at_250.version == 200
         assert await store.load_snapshot("Order-1", max_version=99) is None
         other = await store.load_snapshot("Order-2")
-        assert other is not None and other.state == {"total": 50}
+        assert other is not None
+        assert other.state == {"total": 50}
 
     async def test_a_snapshot_at_the_same_version_replaces_the_old_one(
         self, store: EventStore

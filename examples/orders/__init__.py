@@ -1,0 +1,1 @@
+"""The Orders example: the reference domain of the docs, the demo and the tests."""

@@ -1,0 +1,170 @@
+"""Orders: created with a customer and lines, paid, shipped, delivered, or cancelled.
+
+The rules between the states:
+
+- an order needs at least one line; quantities are positive, prices not negative;
+- it is paid once, with exactly its total, and only while it is created;
+- it ships only when paid, and is delivered only when shipped;
+- it can be cancelled until it ships (a paid order's cancellation records the refund due).
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Annotated
+
+import pydantic
+
+from eventledger import Aggregate, DomainError, Event, applies
+
+Money = Annotated[Decimal, pydantic.Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+class OrderLine(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    sku: str = pydantic.Field(min_length=1, max_length=64)
+    quantity: int = pydantic.Field(gt=0, le=10_000)
+    unit_price: Money
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+class OrderCreated(Event):
+    customer_id: str
+    lines: list[OrderLine]
+
+
+class OrderPaid(Event):
+    amount: Money
+    payment_id: str
+
+
+class OrderShipped(Event):
+    carrier: str
+    tracking_number: str
+
+
+class OrderDelivered(Event):
+    pass
+
+
+class OrderCancelled(Event):
+    reason: str
+    refund_due: Money = Decimal(0)
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+class OrderError(DomainError):
+    """An order rule was broken."""
+
+
+class EmptyOrder(OrderError):
+    pass
+
+
+class WrongAmount(OrderError):
+    pass
+
+
+class InvalidTransition(OrderError):
+    """The order is not in a state that allows this."""
+
+
+class OrderStatus(enum.StrEnum):
+    NEW = "new"
+    CREATED = "created"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+# --- the aggregate ---------------------------------------------------------------------
+
+
+class Order(Aggregate, category="Order"):
+    status: OrderStatus = OrderStatus.NEW
+    customer_id: str = ""
+    lines: list[OrderLine] = pydantic.Field(default_factory=list)
+    paid: Decimal = Decimal(0)
+    carrier: str | None = None
+    tracking_number: str | None = None
+    cancel_reason: str | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.total for line in self.lines), Decimal(0))
+
+    @classmethod
+    def create(cls, order_id: str, customer_id: str, lines: list[OrderLine]) -> Order:
+        if not lines:
+            raise EmptyOrder(f"order {order_id} needs at least one line")
+        if not customer_id:
+            raise OrderError(f"order {order_id} needs a customer")
+        order = cls(id=order_id)
+        order.record(OrderCreated(customer_id=customer_id, lines=lines))
+        return order
+
+    def pay(self, amount: Decimal, payment_id: str) -> None:
+        self._require(OrderStatus.CREATED, "be paid")
+        if amount != self.total:
+            raise WrongAmount(f"order {self.id} costs {self.total}, not {amount}")
+        self.record(OrderPaid(amount=amount, payment_id=payment_id))
+
+    def ship(self, carrier: str, tracking_number: str) -> None:
+        self._require(OrderStatus.PAID, "ship")
+        self.record(OrderShipped(carrier=carrier, tracking_number=tracking_number))
+
+    def deliver(self) -> None:
+        self._require(OrderStatus.SHIPPED, "be delivered")
+        self.record(OrderDelivered())
+
+    def cancel(self, reason: str) -> None:
+        if self.status not in (OrderStatus.CREATED, OrderStatus.PAID):
+            raise InvalidTransition(
+                f"order {self.id} cannot be cancelled: it is {self.status.value}"
+            )
+        self.record(OrderCancelled(reason=reason, refund_due=self.paid))
+
+    def _require(self, status: OrderStatus, action: str) -> None:
+        if self.status is not status:
+            raise InvalidTransition(
+                f"order {self.id} cannot {action}: it is {self.status.value}, not {status.value}"
+            )
+
+    # --- how each event changes the state -------------------------------------------------
+
+    @applies
+    def _created(self, event: OrderCreated) -> None:
+        self.status = OrderStatus.CREATED
+        self.customer_id = event.customer_id
+        self.lines = list(event.lines)
+
+    @applies
+    def _paid(self, event: OrderPaid) -> None:
+        self.status = OrderStatus.PAID
+        self.paid = event.amount
+
+    @applies
+    def _shipped(self, event: OrderShipped) -> None:
+        self.status = OrderStatus.SHIPPED
+        self.carrier = event.carrier
+        self.tracking_number = event.tracking_number
+
+    @applies
+    def _delivered(self, event: OrderDelivered) -> None:
+        self.status = OrderStatus.DELIVERED
+
+    @applies
+    def _cancelled(self, event: OrderCancelled) -> None:
+        self.status = OrderStatus.CANCELLED
+        self.cancel_reason = event.reason
