@@ -108,6 +108,7 @@ class Aggregate(pydantic.BaseModel):
     category: ClassVar[str] = "Aggregate"
     snapshot_version: ClassVar[int] = 1
     __handlers__: ClassVar[dict[type[Event], str]] = {}
+    __state_fields__: ClassVar[frozenset[str]] = frozenset()
 
     _version: int = pydantic.PrivateAttr(default=0)
     _pending: list[Event] = pydantic.PrivateAttr(default_factory=list)
@@ -131,6 +132,7 @@ class Aggregate(pydantic.BaseModel):
                 for event_class in targets or ():
                     handlers[event_class] = name
         cls.__handlers__ = handlers
+        cls.__state_fields__ = frozenset(cls.model_fields)
         cls._fingerprint = None
 
     _fingerprint: ClassVar[str | None] = None
@@ -149,7 +151,9 @@ class Aggregate(pydantic.BaseModel):
     @property
     def version(self) -> int:
         """The version of the last event applied, recorded ones included (0: none)."""
-        return self._version
+        private = self.__pydantic_private__
+        assert private is not None
+        return int(private["_version"])
 
     @property
     def pending_events(self) -> tuple[Event, ...]:
@@ -168,14 +172,18 @@ class Aggregate(pydantic.BaseModel):
         self._apply(event)
         self._pending.append(event)
 
-    def _apply(self, event: Event) -> None:
+    def _apply(self, event: Event, version: int | None = None) -> None:
+        # Bookkeeping goes straight to pydantic's private dict: this runs once per
+        # event on every load, and attribute access through pydantic is slow.
         handler = self._handler_for(type(event))
-        self._applying = True
+        private = self.__pydantic_private__
+        assert private is not None
+        private["_applying"] = True
         try:
             getattr(self, handler)(event)
         finally:
-            self._applying = False
-        self._version += 1
+            private["_applying"] = False
+        private["_version"] = private["_version"] + 1 if version is None else version
 
     @classmethod
     def _handler_for(cls, event_class: type[Event]) -> str:
@@ -192,11 +200,15 @@ class Aggregate(pydantic.BaseModel):
         return tuple(cls.__handlers__)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).model_fields and not self._applying:
-            raise AggregateStateError(
-                f"{type(self).__name__}.{name} changes only in an event handler:"
-                " record an event instead of assigning the state"
-            )
+        if name in type(self).__state_fields__:
+            private = self.__pydantic_private__
+            if private is None or not private["_applying"]:
+                raise AggregateStateError(
+                    f"{type(self).__name__}.{name} changes only in an event handler:"
+                    " record an event instead of assigning the state"
+                )
+            self.__dict__[name] = value  # no validation on assignment: skip pydantic's path
+            return
         super().__setattr__(name, value)
 
     def mark_saved(self) -> None:

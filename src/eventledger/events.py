@@ -163,6 +163,17 @@ class EventRegistry:
         """The typed event of a recorded one. Raises :class:`UnknownEventType` for a
         type no class is registered for, :class:`EventDecodeError` when it cannot be
         upcast or validated."""
+        event_class = self._classes.get(recorded.type)
+        if (
+            event_class is not None
+            and event_class.event_version == recorded.schema_version
+            and recorded.type not in self._renames
+        ):
+            # The common case, on every load: current name, current version.
+            try:
+                return event_class.model_validate(recorded.data)
+            except pydantic.ValidationError:
+                pass  # decode_data says which field, with the event's place
         try:
             return self.decode_data(recorded.type, recorded.schema_version, dict(recorded.data))
         except EventDecodeError as error:

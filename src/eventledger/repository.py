@@ -117,8 +117,7 @@ class Repository(Generic[A]):
             async for recorded in self.store.read_stream(
                 stream_id, from_version=start, limit=limit
             ):
-                aggregate._apply(self._decode(recorded))
-                aggregate._version = recorded.version
+                aggregate._apply(self._decode(recorded), recorded.version)
         if aggregate.version == 0:
             raise AggregateNotFound(
                 f"{self.aggregate_type.__name__} {aggregate_id!r} has no events"
