@@ -17,9 +17,13 @@ with and without snapshots, through the library's default code path:
 
 Snapshots are taken by the library itself: ``snapshotting_intervals = {Account: n}``
 makes ``Application.save()`` take one whenever a saved event's version is a
-multiple of ``n``. The ``Created`` event is version 1, so N deposits make N + 1
-events. Everything lives in the schema ``es_peer_aggregate_bench``, created by
-``setup()`` and dropped by ``teardown()``.
+multiple of ``n`` (each snapshot is a ``repository.get(version=...)`` and a put).
+Only when the aggregate has fewer events than ``n`` does ``prepare()`` call
+``Application.take_snapshot()`` itself. The ``Created`` event is version 1, so N
+deposits make N + 1 events. ``project_aggregate`` runs ``assert isinstance(event,
+CanMutateProtocol)`` per event, a runtime Protocol check that is slow on Python
+3.11: run without ``-O``, as an application normally would. Everything lives in
+the schema ``es_peer_aggregate_bench``, created by ``setup()``, dropped by ``teardown()``.
 """
 
 from __future__ import annotations
