@@ -8,10 +8,11 @@ bad input, so all of them fail the same way on it.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from eventledger import _json
 from eventledger import _validation as check
@@ -26,11 +27,40 @@ from eventledger.records import (
     Snapshot,
     StreamInfo,
 )
+from eventledger.stores._notify import AppendSignal
 
-__all__ = ["EventStore"]
+__all__ = ["EventStore", "StoreTransaction"]
 
 DEFAULT_PAGE_SIZE = 500
 MAX_LIST_LIMIT = 10_000
+
+
+class StoreTransaction(abc.ABC):
+    """A transaction on the store's own database, for read models that live beside the
+    events: what a projection writes and its checkpoint commit together, or not at all.
+
+    SQL uses the backend's own placeholders (``$1`` on PostgreSQL, ``?`` on SQLite);
+    `dialect` says which. The memory store has no SQL (`dialect` ``"memory"``).
+    """
+
+    dialect: str
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Sequence[Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
 
 
 class EventStore(abc.ABC):
@@ -42,7 +72,11 @@ class EventStore(abc.ABC):
     url: str
     """The URL the store was opened with (without credentials)."""
 
+    dialect: str
+    """``"postgres"``, ``"sqlite"`` or ``"memory"``: the SQL a transaction takes."""
+
     _closed: bool = False
+    _signal: AppendSignal
 
     async def append(
         self,
@@ -66,7 +100,9 @@ class EventStore(abc.ABC):
         stream_id = check.check_stream_id(stream_id)
         expected = check.check_expected_version(expected_version)
         prepared = check.prepare_events(events)
-        return await self._append(stream_id, expected, prepared)
+        result = await self._append(stream_id, expected, prepared)
+        self._appended()
+        return result
 
     def read_stream(
         self,
@@ -177,6 +213,32 @@ class EventStore(abc.ABC):
         """The position of the last event a reader can see now; 0 for an empty store."""
         self._check_open()
         return await self._head_position()
+
+    # --- the read side's access to the database ------------------------------------------
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """A transaction on the store's database (commits on a clean exit)."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        """Run a read-only query outside any transaction (SQL stores only)."""
+        self._check_open()
+        async with self.transaction() as tx:
+            return await tx.fetch(sql, *args)
+
+    @property
+    def append_generation(self) -> int:
+        """Rises whenever this process appends to this log; see :meth:`wait_for_appends`."""
+        return self._signal.generation
+
+    async def wait_for_appends(self, since: int, timeout: float) -> bool:
+        """Wait until an append after `append_generation` was `since` (in this process, or
+        in another where the backend can tell), or `timeout` seconds. True on a wake-up."""
+        self._check_open()
+        return await self._signal.wait(since, timeout)
+
+    def _appended(self) -> None:
+        self._signal.ring()
 
     async def close(self) -> None:
         """Release connections. Closing twice is harmless."""

@@ -12,13 +12,15 @@ import bisect
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from eventledger import _json
 from eventledger._validation import PreparedEvent
-from eventledger.errors import WrongExpectedVersion
+from eventledger.errors import InvalidInput, WrongExpectedVersion
 from eventledger.records import (
     AppendResult,
     ExpectedVersion,
@@ -26,10 +28,11 @@ from eventledger.records import (
     Snapshot,
     StreamInfo,
 )
+from eventledger.stores._notify import AppendSignal, signal_for
 from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
-from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
+from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "MemoryTransaction"]
 
 
 @dataclass(slots=True)
@@ -75,20 +78,65 @@ class _Log:
         self.streams: dict[str, _Stream] = {}
         self.ids: dict[uuid.UUID, _Stored] = {}
         self.snapshots: dict[str, dict[int, tuple[Snapshot, bytes]]] = {}
+        # The read side (see eventledger.projections): what SQL stores keep in tables.
+        self.checkpoints: dict[str, int] = {}
+        self.leases: dict[str, tuple[str, float]] = {}
+        self.dead_letters: list[dict[str, Any]] = []
+        self.read_models: dict[str, int] = {}
+        self.documents: dict[str, dict[str, bytes]] = {}
 
 
 _named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()
 _named_logs_lock = threading.Lock()
 
 
+class MemoryTransaction(StoreTransaction):
+    """Changes to the memory store's read side, applied together when it commits."""
+
+    dialect = "memory"
+
+    def __init__(self, log: _Log) -> None:
+        self.log = log
+        self._changes: list[Callable[[], None]] = []
+
+    def defer(self, change: Callable[[], None]) -> None:
+        """Run `change` (under the log's lock) when the transaction commits."""
+        self._changes.append(change)
+
+    def _commit(self) -> None:
+        with self.log.lock:
+            for change in self._changes:
+                change()
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        raise _no_sql()
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise _no_sql()
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        raise _no_sql()
+
+
+def _no_sql() -> InvalidInput:
+    return InvalidInput(
+        "the memory store has no SQL; use a document or in-memory read model with it,"
+        " or a SQLite or PostgreSQL store for SQL read models"
+    )
+
+
 class MemoryStore(EventStore):
     """An event store held in this process's memory."""
+
+    dialect = "memory"
 
     def __init__(self, name: str = "") -> None:
         self.url = f"memory://{name}"
         if not name:
             self._log = _Log()
+            self._signal = AppendSignal()
             return
+        self._signal = signal_for(f"memory://{name}")
         with _named_logs_lock:
             log = _named_logs.get(name)
             if log is None:
@@ -228,6 +276,21 @@ class MemoryStore(EventStore):
                 return None
             kept, state = versions[max(usable)]
         return kept._replace(state=_json.loads(state))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
+        self._check_open()
+        tx = MemoryTransaction(self._log)
+        yield tx
+        tx._commit()
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        return self._transaction()
+
+    @property
+    def log(self) -> _Log:
+        """The shared state of this log (for the read side's memory storage)."""
+        return self._log
 
     async def _close(self) -> None:
         pass

@@ -16,10 +16,11 @@ writers commit concurrently: see ``sql/postgres/0001_events.sql``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -46,9 +47,10 @@ from eventledger.records import (
 )
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
+from eventledger.stores._notify import signal_for
 from eventledger.stores._pg_pool import ConnectionPool, PoolClosed
 from eventledger.stores._repeats import FoundEvent, resolve_repeat
-from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
+from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -166,13 +168,45 @@ def _redact(url: str) -> str:
     return urlunsplit(parts)
 
 
+class _PostgresTransaction(StoreTransaction):
+    dialect = "postgres"
+
+    def __init__(self, conn: Connection) -> None:
+        self.connection = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.connection.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.connection.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return [tuple(row) for row in await self.connection.fetch(sql, *args)]
+
+
+# Appends tell other processes about themselves with a NOTIFY, sent apart from the
+# append (a NOTIFY inside it would serialise all committing writers) and at most
+# this often; readers also poll, so a lost notification only costs latency.
+NOTIFY_INTERVAL = 0.02
+
+
 class PostgresStore(EventStore):
     """An event store in a PostgreSQL schema."""
 
-    def __init__(self, pool: ConnectionPool, schema: str, url: str) -> None:
+    dialect = "postgres"
+
+    def __init__(
+        self, pool: ConnectionPool, schema: str, url: str, dsn: str = "", connect: Any = None
+    ) -> None:
         self._pool = pool
         self.schema = schema
         self.url = url
+        self._dsn = dsn
+        self._connect = connect
+        self._signal = signal_for(f"postgres://{_redact(dsn)}#{schema}")
+        self._channel = f"eventledger_{schema}"[:63]
+        self._notify_task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
         q = f'"{schema}"'
         self._q = q
         # One statement, one round trip: read the stream's last version, check the
@@ -235,7 +269,7 @@ class PostgresStore(EventStore):
             raise OperationalError(
                 f"cannot connect to PostgreSQL at {_redact(dsn)}: {error}"
             ) from error
-        store = cls(pool, schema, _redact(url))
+        store = cls(pool, schema, _redact(url), dsn, connect)
         try:
             await store._migrate()
         except BaseException:
@@ -547,7 +581,67 @@ class PostgresStore(EventStore):
         )
         return None if row is None else Snapshot(*row)
 
+    # --- the read side -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
+        self._check_open()
+        async with self._connection() as conn, conn.transaction():
+            yield _PostgresTransaction(conn)
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        return self._transaction()
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        self._check_open()
+        rows = await self._run(lambda conn: conn.fetch(sql, *args))
+        return [tuple(row) for row in rows]
+
+    def _appended(self) -> None:
+        super()._appended()
+        if self._notify_task is None or self._notify_task.done():
+            self._notify_task = asyncio.ensure_future(self._notify_others())
+
+    async def _notify_others(self) -> None:
+        await asyncio.sleep(NOTIFY_INTERVAL)
+        if self._closed:
+            return
+        # Readers poll as well, so a lost wake-up only costs latency.
+        with contextlib.suppress(OperationalError, StoreClosed, asyncpg.PostgresError):
+            # Its own little transaction; no need to wait for the disk for a wake-up call.
+            await self._run(
+                lambda conn: conn.execute(
+                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')",
+                    self._channel,
+                )
+            )
+
+    async def wait_for_appends(self, since: int, timeout: float) -> bool:
+        await self._listen()
+        return await super().wait_for_appends(since, timeout)
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            listener = await self._connect()
+            await listener.add_listener(self._channel, self._on_notification)
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
+            return  # polling still works; try again on the next wait
+        self._listener = listener
+
+    def _on_notification(self, *_: Any) -> None:
+        self._signal.ring()
+
     async def _close(self) -> None:
+        if self._notify_task is not None and not self._notify_task.done():
+            self._notify_task.cancel()
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await asyncio.wait_for(listener.close(), timeout=5)
+            except Exception:  # a listener that cannot close cleanly is cut off
+                listener.terminate()
         await self._pool.close()
 
 

@@ -20,10 +20,12 @@ reads. Several stores (or processes) may open the same file.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,8 +48,9 @@ from eventledger.records import (
 )
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
+from eventledger.stores._notify import signal_for
 from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
-from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore
+from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
 
 __all__ = ["SQLiteStore"]
 
@@ -128,8 +131,27 @@ class _Connection:
         self._executor.shutdown(wait=True)
 
 
+class _SQLiteTransaction(StoreTransaction):
+    dialect = "sqlite"
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._connection.run(lambda conn: conn.execute(sql, args))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = list(rows)
+        await self._connection.run(lambda conn: conn.executemany(sql, batch))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        return await self._connection.run(lambda conn: conn.execute(sql, args).fetchall())
+
+
 class SQLiteStore(EventStore):
     """An event store in one SQLite file."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: str, *, synchronous: str = "full", timeout: float = 30.0) -> None:
         if path in ("", ":memory:") or path.startswith("file::memory:"):
@@ -145,6 +167,8 @@ class SQLiteStore(EventStore):
         mode = _SYNCHRONOUS[synchronous.lower()]
         self._writer = _Connection(path, mode, timeout)
         self._reader = _Connection(path, mode, timeout)
+        self._write_lock: asyncio.Lock | None = None  # made in the loop that first writes
+        self._signal = signal_for(f"sqlite://{os.path.realpath(path)}")
 
     @classmethod
     async def open(cls, path: str, **settings: Any) -> SQLiteStore:
@@ -173,7 +197,8 @@ class SQLiteStore(EventStore):
             return result
 
         try:
-            return await self._writer.run(append)
+            async with self._lock():
+                return await self._writer.run(append)
         except sqlite3.IntegrityError as error:
             if "eventledger_events.id" not in str(error):
                 raise
@@ -313,6 +338,31 @@ class SQLiteStore(EventStore):
         if row is None:
             return None
         return Snapshot(row[0], row[1], row[2], row[3], _json.loads(row[4]), _moment(row[5]))
+
+    def _lock(self) -> asyncio.Lock:
+        # One writer connection: appends and read-side transactions take turns on it.
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
+        self._check_open()
+        async with self._lock():
+            await self._writer.run(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SQLiteTransaction(self._writer)
+            except BaseException:
+                await asyncio.shield(self._writer.run(lambda conn: conn.execute("ROLLBACK")))
+                raise
+            await asyncio.shield(self._writer.run(lambda conn: conn.execute("COMMIT")))
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        return self._transaction()
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        self._check_open()
+        return await self._reader.run(lambda conn: conn.execute(sql, args).fetchall())
 
     async def _close(self) -> None:
         await self._writer.close()
