@@ -209,6 +209,13 @@ class EventStore(abc.ABC):
         limit = check.check_optional_int(max_version, "max_version", minimum=0)
         return await self._load_snapshot(stream_id, limit)
 
+    async def count_events(self, *, after: int = 0, limit: int | None = None) -> int:
+        """How many events a reader can see after position `after` (at most `limit`)."""
+        self._check_open()
+        start = check.check_int(after, "after", minimum=0)
+        cap = check.check_optional_int(limit, "limit", minimum=0)
+        return await self._count_events(start, cap)
+
     async def head_position(self) -> int:
         """The position of the last event a reader can see now; 0 for an empty store."""
         self._check_open()
@@ -301,6 +308,9 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _head_position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _count_events(self, after: int, limit: int | None) -> int: ...
 
     @abc.abstractmethod
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None: ...

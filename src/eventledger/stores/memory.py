@@ -9,6 +9,7 @@ can work on one log the way separate connections share a database.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import uuid
 import weakref
@@ -84,6 +85,8 @@ class _Log:
         self.dead_letters: list[dict[str, Any]] = []
         self.read_models: dict[str, int] = {}
         self.documents: dict[str, dict[str, bytes]] = {}
+        self.views: dict[str, str] = {}
+        self.dead_letter_ids = itertools.count(1)
 
 
 _named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()
@@ -258,6 +261,11 @@ class MemoryStore(EventStore):
                 )
                 for name in names
             ]
+
+    async def _count_events(self, after: int, limit: int | None) -> int:
+        with self._log.lock:
+            count = max(0, len(self._log.events) - after)
+        return count if limit is None else min(count, limit)
 
     async def _head_position(self) -> int:
         with self._log.lock:

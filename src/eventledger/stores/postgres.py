@@ -545,6 +545,17 @@ class PostgresStore(EventStore):
         rows = await self._run(lambda conn: conn.fetch(sql, *params))
         return [StreamInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
+    async def _count_events(self, after: int, limit: int | None) -> int:
+        count = await self._run(
+            lambda conn: conn.fetchval(
+                f"SELECT count(*) FROM (SELECT 1 FROM {self._q}.events WHERE position > $1"
+                f" AND position < {self._q}.visible_limit() LIMIT $2) AS counted",
+                after,
+                limit,
+            )
+        )
+        return int(count)
+
     async def _head_position(self) -> int:
         position = await self._run(
             lambda conn: conn.fetchval(

@@ -302,6 +302,16 @@ class SQLiteStore(EventStore):
         rows = await self._reader.run(lambda conn: conn.execute(sql, params).fetchall())
         return [StreamInfo(r[0], r[1], _moment(r[2]), _moment(r[3])) for r in rows]
 
+    async def _count_events(self, after: int, limit: int | None) -> int:
+        cap = -1 if limit is None else limit
+        return await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM eventledger_events WHERE position > ?"
+                " LIMIT ?)",
+                (after, cap),
+            ).fetchone()[0]
+        )
+
     async def _head_position(self) -> int:
         return await self._reader.run(
             lambda conn: conn.execute(
