@@ -390,7 +390,8 @@ class SqlStorage(ReadSideStorage):
             )
 
     async def drop_collection(self, tx: StoreTransaction, table: str) -> None:
-        await tx.execute(f"DROP TABLE IF EXISTS {self.doc_table(table)}")
+        cascade = " CASCADE" if self.postgres else ""  # its view goes too; point_view remakes it
+        await tx.execute(f"DROP TABLE IF EXISTS {self.doc_table(table)}{cascade}")
 
     async def point_view(self, tx: StoreTransaction, view: str, table: str) -> None:
         await tx.execute(f"DROP VIEW IF EXISTS {self.doc_table(view)}")
@@ -523,6 +524,8 @@ def _param(value: Any, kind: str, postgres: bool) -> Any:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise InvalidInput(f"a number field is compared with numbers, not {value!r}")
+        if isinstance(value, Decimal) and not postgres:
+            return float(value)  # SQLite compares the field as REAL
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -531,6 +534,18 @@ def _param(value: Any, kind: str, postgres: bool) -> Any:
     if not isinstance(value, str):
         raise InvalidInput(f"a text field is compared with strings, not {value!r}")
     return value
+
+
+def _check_condition(condition: Any, kind: str) -> None:
+    """Refuse values of the wrong kind, as the SQL stores do when binding them."""
+    if isinstance(condition, Range):
+        values: Iterable[Any] = [bound for _, bound in condition.bounds()]
+    elif isinstance(condition, list | tuple | set | frozenset):
+        values = condition
+    else:
+        values = [] if condition is None else [condition]
+    for value in values:
+        _param(value, kind, False)
 
 
 def _text(raw: bytes | str) -> str:
@@ -693,6 +708,8 @@ class MemoryStorage(ReadSideStorage):
         self, table: str, indexes: Mapping[str, str], where: Where
     ) -> list[tuple[str, dict[str, Any]]]:
         kinds = {name: _indexed(indexes, name) for name in where}
+        for name, condition in where.items():
+            _check_condition(condition, kinds[name])
         with self.log.lock:
             values = list(self._table(table).items())
         docs = []

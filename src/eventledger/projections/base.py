@@ -22,10 +22,10 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeVar, Union, overload
 
 from eventledger.errors import InvalidInput
 from eventledger.events import Event, EventRegistry, default_registry
@@ -46,9 +46,17 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 HandlerTarget = type[Event] | str
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def on(function: F, /) -> F: ...
+@overload
+def on(*targets: type[Event] | str) -> Callable[[F], F]: ...
 def on(*targets: Any) -> Any:
     """Mark a method as the handler of event types (see the module's docs)."""
     if len(targets) == 1 and inspect.isfunction(targets[0]):
@@ -97,6 +105,36 @@ class Context:
     @property
     def metadata(self) -> JSONObject:
         return self.record.metadata
+
+    async def execute(self, sql: str, **params: Any) -> None:
+        """Run SQL in the batch's transaction, portably: ``{table}`` placeholders name this
+        generation's tables, ``:name`` placeholders take `params`."""
+        if self.tx is None:
+            raise InvalidInput("this projection has no SQL transaction")
+        text, args = self._portable(sql, params)
+        await self.tx.execute(text, *args)
+
+    async def fetch(self, sql: str, **params: Any) -> list[Sequence[Any]]:
+        """Like :meth:`execute`, returning rows (reads see the batch's own writes)."""
+        if self.tx is None:
+            raise InvalidInput("this projection has no SQL transaction")
+        text, args = self._portable(sql, params)
+        return await self.tx.fetch(text, *args)
+
+    def _portable(self, sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        assert self.tx is not None
+        postgres = self.tx.dialect == "postgres"
+        args: list[Any] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in params:
+                raise InvalidInput(f"no value for :{name} in {sql!r}")
+            args.append(params[name])
+            return f"${len(args)}" if postgres else "?"
+
+        text = _NAMED.sub(placeholder, sql.format(**self.tables))
+        return text, args
 
     def table(self, name: str) -> str:
         """The table a :class:`SqlProjection` writes for `name` in this generation."""
@@ -316,8 +354,9 @@ class SqlProjection(Projection):
                     await tx.execute(statement)
 
     async def drop(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+        cascade = " CASCADE" if tx.dialect == "postgres" else ""  # views are remade after
         for physical in self.table_names(generation).values():
-            await tx.execute(f"DROP TABLE IF EXISTS {physical}")
+            await tx.execute(f"DROP TABLE IF EXISTS {physical}{cascade}")
 
     async def point_views(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
         for logical, physical in self.table_names(generation).items():

@@ -722,22 +722,27 @@ class ProjectionRunner:
         position of your append). Raises :class:`ProjectionTimeout` after `timeout`
         seconds, :class:`ProjectionFailed` at once if it stopped on a failure."""
         worker = self._worker(name)
-        if not worker.active and not worker.in_memory:
-            await wait_until(self.store, name, position, timeout)
-            return
         deadline = time.monotonic() + timeout
-        async with worker.changed:
-            while worker.position < position:
+        while True:
+            if worker.active or worker.in_memory:
+                reached = worker.position
+                if reached >= position:
+                    return
                 if worker.state == "failed":
                     raise ProjectionFailed(f"{name} stopped on a failure: {worker.last_error}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ProjectionTimeout(
-                        f"{name} reached position {worker.position}, not {position},"
-                        f" within {timeout} s (state: {worker.state})"
-                    )
+            else:  # starting, or another process runs it: its checkpoint tells
+                reached = await self.storage.get_checkpoint(name) or 0
+                if reached >= position:
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProjectionTimeout(
+                    f"{name} reached position {reached}, not {position}, within {timeout} s"
+                    f" (state: {worker.state})"
+                )
+            async with worker.changed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(worker.changed.wait(), min(remaining, 0.25))
+                    await asyncio.wait_for(worker.changed.wait(), min(remaining, 0.05))
 
     async def status(self, name: str | None = None) -> list[ProjectionStatus]:
         workers = [self._worker(name)] if name else list(self._workers.values())

@@ -207,6 +207,7 @@ class PostgresStore(EventStore):
         self._channel = f"eventledger_{schema}"[:63]
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         q = f'"{schema}"'
         self._q = q
         # One statement, one round trip: read the stream's last version, check the
@@ -628,17 +629,27 @@ class PostgresStore(EventStore):
             )
 
     async def wait_for_appends(self, since: int, timeout: float) -> bool:
-        await self._listen()
+        # Listen from a task of the store's own, so that a waiter given up on (cancelled)
+        # never leaves a half-made connection behind.
+        if (self._listener is None or self._listener.is_closed()) and (
+            self._listen_task is None or self._listen_task.done()
+        ):
+            self._listen_task = asyncio.ensure_future(self._listen())
         return await super().wait_for_appends(since, timeout)
 
     async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
         try:
             listener = await self._connect()
-            await listener.add_listener(self._channel, self._on_notification)
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
             return  # polling still works; try again on the next wait
+        try:
+            await listener.add_listener(self._channel, self._on_notification)
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
+            listener.terminate()
+            return
+        if self._closed:
+            await listener.close()
+            return
         self._listener = listener
 
     def _on_notification(self, *_: Any) -> None:
@@ -647,6 +658,8 @@ class PostgresStore(EventStore):
     async def _close(self) -> None:
         if self._notify_task is not None and not self._notify_task.done():
             self._notify_task.cancel()
+        if self._listen_task is not None and not self._listen_task.done():
+            await asyncio.wait({self._listen_task}, timeout=10)  # it closes what it made
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
