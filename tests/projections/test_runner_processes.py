@@ -64,7 +64,7 @@ async def wait_for(condition_met: Callable[[], Awaitable[bool]], timeout: float)
     while time.monotonic() - started < timeout:
         if await condition_met():
             return time.monotonic() - started
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
     raise AssertionError(f"not reached within {timeout} s")
 
 
@@ -86,16 +86,17 @@ async def test_a_runner_killed_mid_batch_resumes_without_repeats_or_gaps(
     store = await open_store(shared_store_url)
     streams: dict[str, list[str]] = {}
     for n in range(10):
-        events = [NewEvent("Ticked", {"n": i}) for i in range(60)]
+        events = [NewEvent("Ticked", {"n": i}) for i in range(100)]
         await store.append(f"Tick-{n}", events)
         streams[f"Tick-{n}"] = [str(e.id) for e in events]
     head = await store.head_position()
-    for round_ in range(3):
+    for round_ in range(8):
         process = start(shared_store_url, f"victim-{round_}")
-        # Let it commit a batch or more, then kill it somewhere inside the next one.
+        # Let it commit a batch, then kill it at a point that moves through the next
+        # batch from round to round (a batch takes about 0.1 s).
         reached = await checkpoint(store)
         await wait_for(functools.partial(_moved_past, store, reached), timeout=20)
-        await asyncio.sleep(0.05 + 0.03 * round_)
+        await asyncio.sleep(0.01 + 0.025 * round_)
         kill(process)
         if await checkpoint(store) >= head:
             break
