@@ -6,6 +6,7 @@ tests) in an empty folder, its blocks one after another in one namespace.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,5 +32,6 @@ def test_the_page_runs(page: Path, tmp_path: Path) -> None:
         text=True,
         check=False,
         timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the docs use examples/
     )
     assert done.returncode == 0, f"{page.name} failed:\n{done.stdout}\n{done.stderr}"

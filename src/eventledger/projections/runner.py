@@ -127,6 +127,7 @@ class _Worker:
         self.shadow: _Shadow | None = None
         self.commands: asyncio.Queue[tuple[str, Any, asyncio.Future[Any]]] = asyncio.Queue()
         self.command_waiting = asyncio.Event()
+        self.settled = asyncio.Event()  # set once the worker is active or in standby
         self.changed = asyncio.Condition()
         self.last_renewal = 0.0
         self.task: asyncio.Task[None] | None = None
@@ -152,8 +153,10 @@ class _Worker:
     async def _step(self) -> None:
         if not self.active and not await self._become_active():
             self.state = "standby"
+            self.settled.set()
             await self._pause(self.runner.lease_ttl / 3)
             return
+        self.settled.set()
         await self._do_commands()
         if self.state == "failed":
             await self._renew_if_due()
@@ -554,6 +557,9 @@ class _Worker:
         return None
 
     async def submit(self, command: str, argument: Any = None) -> Any:
+        if not self.settled.is_set():  # just started: is it ours, or another process's?
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settled.wait(), self.runner.lease_ttl + 1)
         if not self.active:
             owner = await self.storage.lease_owner(self.name)
             raise InvalidInput(
