@@ -210,3 +210,15 @@ def _encode(value: dict[str, Any], what: str) -> bytes:
         return _json.dumps(value)
     except _json.JSONEncodeError as error:
         raise InvalidInput(f"{what} cannot be stored as JSON: {error}") from None
+
+
+def check_event_id(event_id: object) -> uuid.UUID:
+    """An event id given as a UUID or its text."""
+    if isinstance(event_id, uuid.UUID):
+        return event_id
+    if isinstance(event_id, str):
+        try:
+            return uuid.UUID(event_id)
+        except ValueError:
+            pass
+    raise InvalidInput(f"an event id is a UUID, not {event_id!r}")

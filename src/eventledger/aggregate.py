@@ -39,7 +39,7 @@ import orjson
 import pydantic
 
 from eventledger._validation import check_stream_id
-from eventledger.errors import EventLedgerError, InvalidInput
+from eventledger.errors import EventLedgerError, InvalidInput, NotFound
 from eventledger.events import Event
 
 __all__ = [
@@ -57,7 +57,7 @@ class DomainError(EventLedgerError):
     """A domain rule was broken. Subclass it per rule; nothing was recorded."""
 
 
-class AggregateNotFound(EventLedgerError, LookupError):
+class AggregateNotFound(NotFound):
     """No events exist for the aggregate asked for."""
 
 

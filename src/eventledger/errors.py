@@ -6,7 +6,11 @@ against a database driver's vocabulary keeps working::
 
     EventLedgerError
     ├── InvalidInput (ValueError)         bad argument; nothing was written
-    │   └── UnsupportedStoreURL
+    │   ├── UnsupportedStoreURL
+    │   ├── CommandInvalid                a command's fields, each error named
+    │   └── IdempotencyKeyReused          one key, two different commands
+    ├── NotFound (LookupError)            no such thing
+    │   └── UnknownCommand
     ├── ConflictError                     the state moved on under you
     │   └── WrongExpectedVersion
     ├── IntegrityError                    the log would break an invariant
@@ -20,20 +24,25 @@ Messages name the values involved and, where possible, what to do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from eventledger.records import ExpectedVersion
 
 __all__ = [
+    "CommandInvalid",
     "ConflictError",
     "DuplicateEventId",
     "EventLedgerError",
+    "FieldError",
+    "IdempotencyKeyReused",
     "IntegrityError",
     "InvalidInput",
+    "NotFound",
     "OperationalError",
     "SchemaVersionError",
     "StoreClosed",
+    "UnknownCommand",
     "UnsupportedStoreURL",
     "WrongExpectedVersion",
 ]
@@ -49,6 +58,46 @@ class InvalidInput(EventLedgerError, ValueError):
 
 class UnsupportedStoreURL(InvalidInput):
     """`open_store` was given a URL it cannot open."""
+
+
+class NotFound(EventLedgerError, LookupError):
+    """What was asked for does not exist (a command name, a stream, a read model's id)."""
+
+
+class UnknownCommand(NotFound):
+    """No handler is registered for a command name."""
+
+
+class CommandInvalid(InvalidInput):
+    """A command's payload failed validation; `errors` names each bad field.
+
+    >>> error = CommandInvalid("PlaceOrder", [FieldError(("lines", 0, "quantity"), "must be > 0")])
+    >>> print(error)
+    PlaceOrder is not valid: lines.0.quantity: must be > 0
+    """
+
+    def __init__(self, command: str, errors: list[FieldError]) -> None:
+        self.command = command
+        self.errors = errors
+        detail = "; ".join(f"{error.path_text}: {error.message}" for error in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"{command} is not valid: {detail}{more}")
+
+
+class FieldError(NamedTuple):
+    """One invalid field: where it is (a path of names and list indexes) and why."""
+
+    path: tuple[str | int, ...]
+    message: str
+    kind: str = "value_error"
+
+    @property
+    def path_text(self) -> str:
+        return ".".join(str(part) for part in self.path) or "(the whole command)"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An idempotency key came back with another command or payload than its first use."""
 
 
 class ConflictError(EventLedgerError):

@@ -41,8 +41,16 @@ from eventledger.aggregate import Aggregate, AggregateNotFound
 from eventledger.context import event_metadata
 from eventledger.errors import ConflictError, InvalidInput, WrongExpectedVersion
 from eventledger.events import Event, EventRegistry, UnknownEventType, default_registry
-from eventledger.records import NO_STREAM, AppendResult, JSONObject, RecordedEvent, Snapshot
-from eventledger.stores.base import EventStore
+from eventledger.records import (
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    JSONObject,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+)
+from eventledger.stores.base import EventStore, StoreTransaction
 
 __all__ = ["HistoryEntry", "Repository"]
 
@@ -174,6 +182,34 @@ class Repository(Generic[A]):
         :class:`~eventledger.WrongExpectedVersion` and writes nothing. Returns
         None when there was nothing to save.
         """
+        pending = self.pending_append(aggregate, metadata)
+        if pending is None:
+            return None
+        stream_id, events, expected = pending
+        result = await self.store.append(stream_id, events, expected_version=expected)
+        await self.saved(aggregate, result)
+        return result
+
+    async def save_in(
+        self,
+        tx: StoreTransaction,
+        aggregate: A,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult | None:
+        """Append the aggregate's pending events as part of a store transaction (with other
+        aggregates' events, say). Call :meth:`saved` once the transaction committed."""
+        pending = self.pending_append(aggregate, metadata)
+        if pending is None:
+            return None
+        stream_id, events, expected = pending
+        return await tx.append(stream_id, events, expected_version=expected)
+
+    def pending_append(
+        self, aggregate: A, metadata: Mapping[str, Any] | None = None
+    ) -> tuple[str, list[NewEvent], ExpectedVersion] | None:
+        """What saving the aggregate appends: its stream, its new events (with the
+        message context's metadata) and the version expected; None if nothing is new."""
         if not isinstance(aggregate, self.aggregate_type):
             raise InvalidInput(
                 f"this repository saves {self.aggregate_type.__name__},"
@@ -184,18 +220,16 @@ class Repository(Generic[A]):
             return None
         shared = event_metadata(metadata)
         expected = aggregate.saved_version or NO_STREAM
-        result = await self.store.append(
-            aggregate.stream_id,
-            [event.to_new_event(shared) for event in pending],
-            expected_version=expected,
-        )
+        return aggregate.stream_id, [event.to_new_event(shared) for event in pending], expected
+
+    async def saved(self, aggregate: A, result: AppendResult) -> None:
+        """After its events were appended: forget them, and take a snapshot when due."""
+        count = len(aggregate.pending_events)
         aggregate.mark_saved()
         if self.snapshot_every and (
-            result.version // self.snapshot_every
-            > (result.version - len(pending)) // self.snapshot_every
+            result.version // self.snapshot_every > (result.version - count) // self.snapshot_every
         ):
             await self._take_snapshot(aggregate)
-        return result
 
     async def update(
         self,

@@ -21,6 +21,14 @@ from eventledger.stores.postgres import PostgresStore, split_url
 from eventledger.stores.sqlite import SQLiteStore
 from tests.postgres_urls import with_settings
 
+MIGRATIONS = [
+    (1, "events"),
+    (2, "snapshots"),
+    (3, "read_side"),
+    (4, "commands"),
+    (5, "process_managers"),
+]
+
 
 @pytest.mark.parametrize(
     ("url", "complaint"),
@@ -82,7 +90,7 @@ async def test_sqlite_schema_is_created_once_and_recorded(tmp_path: Path) -> Non
     with sqlite3.connect(tmp_path / "events.db") as conn:
         versions = conn.execute("SELECT version, name FROM eventledger_schema").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == [(1, "events"), (2, "snapshots"), (3, "read_side")]
+    assert versions == MIGRATIONS
     assert mode == "wal"
     store = await open_store(url)
     assert await store.stream_version("Order-1") == 2
@@ -117,7 +125,7 @@ async def test_postgres_schema_is_created_once_and_recorded(postgres_schema_url:
         )
     finally:
         await conn.close()
-    assert [tuple(r) for r in rows] == [(1, "events"), (2, "snapshots"), (3, "read_side")]
+    assert [tuple(r) for r in rows] == MIGRATIONS
 
 
 async def test_postgres_schema_from_a_newer_eventledger_is_refused(

@@ -16,11 +16,12 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from eventledger import _json
+from eventledger._sql import SqlDialect, micros
 from eventledger.errors import InvalidInput
 from eventledger.records import RecordedEvent
 from eventledger.stores.base import EventStore, StoreTransaction
@@ -178,30 +179,16 @@ def storage_for(store: EventStore) -> ReadSideStorage:
 # --- SQL ------------------------------------------------------------------------------------
 
 
-class SqlStorage(ReadSideStorage):
+class SqlStorage(ReadSideStorage, SqlDialect):
     def __init__(self, store: EventStore) -> None:
-        super().__init__(store)
-        self.postgres = store.dialect == "postgres"
-        self.prefix = f'"{getattr(store, "schema", "")}".' if self.postgres else "eventledger_"
-        self.table_prefix = f'"{getattr(store, "schema", "")}".' if self.postgres else ""
-
-    def p(self, n: int) -> str:
-        return f"${n}" if self.postgres else "?"
-
-    def t(self, name: str) -> str:
-        """A built-in read-side table."""
-        return f"{self.prefix}{name}"
+        ReadSideStorage.__init__(self, store)
+        SqlDialect.__init__(self, store)
 
     def doc_table(self, name: str) -> str:
-        return f'{self.table_prefix}"{name}"'
-
-    def now(self) -> Any:
-        return "clock_timestamp()" if self.postgres else str(_micros(datetime.now(UTC)))
+        return f'{self.schema}"{name}"'
 
     def _time(self, value: Any) -> datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value
-        return _EPOCH + timedelta(microseconds=int(value))
+        return self.time_value(value)
 
     # checkpoints
 
@@ -229,7 +216,7 @@ class SqlStorage(ReadSideStorage):
     def _expiry(self, ttl: float) -> str:
         if self.postgres:
             return f"clock_timestamp() + interval '{float(ttl)} seconds'"
-        return str(_micros(datetime.now(UTC)) + int(ttl * 1_000_000))
+        return str(micros(datetime.now(UTC)) + int(ttl * 1_000_000))
 
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         async with self.store.transaction() as tx:
@@ -554,11 +541,6 @@ def _text(raw: bytes | str) -> str:
 
 def _discard(mapping: dict[str, Any], key: str) -> None:
     mapping.pop(key, None)
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 # --- memory -----------------------------------------------------------------------------------

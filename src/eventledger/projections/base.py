@@ -25,7 +25,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, overload
 
 from eventledger.errors import InvalidInput
 from eventledger.events import Event, EventRegistry, default_registry
@@ -33,7 +33,10 @@ from eventledger.failures import RetryPolicy
 from eventledger.projections._storage import FIELD_NAME, KINDS
 from eventledger.projections.documents import Documents
 from eventledger.records import JSONObject, RecordedEvent
-from eventledger.stores.base import StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction
+
+if TYPE_CHECKING:
+    from eventledger.commands import CommandBus
 
 __all__ = [
     "Context",
@@ -224,6 +227,19 @@ class Projection:
     # What each kind does around a batch; the runner calls these.
 
     physical_tables: ClassVar[bool] = True
+    sends_commands: ClassVar[bool] = False
+    """Process managers: batches are handled before their transaction (each command
+    commits on its own), rebuilds and resets are refused, and a command bus is needed."""
+
+    def attach(self, bus: CommandBus) -> None:
+        """Receive the runner's command bus (process managers send with it)."""
+
+    def start_batch(self, store: EventStore) -> OutsideBatch:
+        """A batch handled before its transaction (only where `sends_commands`)."""
+        raise NotImplementedError
+
+    async def before_step(self, store: EventStore) -> None:
+        """Runs at each step of the runner's loop while this projection is active."""
 
     def table_names(self, generation: int) -> dict[str, str]:
         return {}
@@ -236,6 +252,14 @@ class Projection:
 
     async def point_views(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
         """Make the queries see `generation`."""
+
+
+class OutsideBatch(Protocol):
+    """What a process manager's batch does for the runner."""
+
+    async def prefetch(self, records: Sequence[RecordedEvent]) -> None: ...
+    async def handle(self, record: RecordedEvent) -> None: ...
+    async def write(self, tx: StoreTransaction) -> None: ...
 
 
 class From:

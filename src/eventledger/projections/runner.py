@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventledger.errors import EventLedgerError, InvalidInput, OperationalError
 from eventledger.failures import OnFailure, ProjectionFailed
@@ -42,6 +42,9 @@ from eventledger.projections.base import (
 from eventledger.projections.documents import DocumentQueries, Documents
 from eventledger.records import RecordedEvent
 from eventledger.stores.base import EventStore, StoreTransaction
+
+if TYPE_CHECKING:
+    from eventledger.commands import CommandBus
 
 __all__ = [
     "ProjectionRunner",
@@ -165,6 +168,7 @@ class _Worker:
         if self.shadow is not None:
             await self._shadow_step()
         since = self.store.append_generation
+        await self._before_step()
         page = await self._read(self.position)
         if page:
             self.state = "catching_up" if len(page) == self.runner.batch_size else "running"
@@ -284,6 +288,9 @@ class _Worker:
     ) -> None:
         if checkpoint < 0:
             return
+        if projection.sends_commands:
+            await self._commit_process(projection, records, checkpoint, checkpoint_name)
+            return
         if isinstance(projection, InMemoryProjection):
             for index, record in enumerate(records):
                 try:
@@ -314,6 +321,37 @@ class _Worker:
             await self.storage.set_checkpoint(tx, checkpoint_name, checkpoint)
         self.last_renewal = time.monotonic()
         await self._moved(projection, checkpoint, checkpoint_name)
+
+    async def _commit_process(
+        self,
+        manager: Projection,
+        records: Sequence[RecordedEvent],
+        checkpoint: int,
+        checkpoint_name: str,
+    ) -> None:
+        # Handle first (each command a transaction of its own), then write the instances
+        # and the checkpoint together. Dying in between only repeats sends, which the
+        # commands' idempotency keys turn into no-ops.
+        batch = manager.start_batch(self.store)
+        await batch.prefetch(records)
+        for index, record in enumerate(records):
+            try:
+                await batch.handle(record)
+            except Exception as error:
+                raise _HandlerFailed(index, error) from error
+        async with self.store.transaction() as tx:
+            if not await self.storage.hold_lease(
+                tx, self.name, self.runner.owner, self.runner.lease_ttl
+            ):
+                raise LeaseLost(self.name)
+            await batch.write(tx)
+            await self.storage.set_checkpoint(tx, checkpoint_name, checkpoint)
+        self.last_renewal = time.monotonic()
+        await self._moved(manager, checkpoint, checkpoint_name)
+
+    async def _before_step(self) -> None:
+        if self.state != "failed":
+            await self.projection.before_step(self.store)
 
     async def _moved(self, projection: Projection, checkpoint: int, checkpoint_name: str) -> None:
         if checkpoint_name == self.name:
@@ -374,7 +412,14 @@ class _Worker:
 
     # --- rebuilding ---------------------------------------------------------------------------
 
+    def _refuse_for_processes(self, what: str) -> None:
+        if self.projection.sends_commands:
+            raise InvalidInput(
+                f"{self.name} is a process manager: a {what} would send its commands again"
+            )
+
     async def _start_rebuild(self, finished: asyncio.Future[None]) -> None:
+        self._refuse_for_processes("rebuild")
         if self.shadow is not None:
             raise InvalidInput(f"{self.name} is rebuilding already")
         generation = self.generation + 1
@@ -487,6 +532,7 @@ class _Worker:
         await self._start_rebuild(future)
 
     async def _command_reset(self, _: None) -> None:
+        self._refuse_for_processes("reset")
         if self.in_memory:
             self.projection = type(self.projection)()
             self.position = 0
@@ -637,8 +683,10 @@ class ProjectionRunner:
         poll_interval: float = 1.0,
         rebuild_batches_per_step: int = 10,
         owner: str | None = None,
+        commands: CommandBus | None = None,
     ) -> None:
         self.store = store
+        self.commands = commands
         self.storage: ReadSideStorage = storage_for(store)
         self.batch_size = batch_size
         self.lease_ttl = lease_ttl
@@ -656,6 +704,13 @@ class ProjectionRunner:
                 raise InvalidInput(
                     f"{projection.name}: SQL projections need a SQLite or PostgreSQL store"
                 )
+            if projection.sends_commands:
+                if commands is None:
+                    raise InvalidInput(
+                        f"{projection.name} is a process manager: give the runner the command"
+                        " bus it sends with (ProjectionRunner(..., commands=bus))"
+                    )
+                projection.attach(commands)
             self._workers[projection.name] = _Worker(self, projection)
 
     async def start(self) -> None:

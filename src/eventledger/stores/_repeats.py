@@ -70,3 +70,15 @@ def expected_holds(expected: ExpectedVersion, version_before: int) -> bool:
     if expected is ExpectedState.STREAM_EXISTS:
         return version_before > 0
     return version_before == expected
+
+
+def already_recorded(stream_id: str, found: Iterable[FoundEvent]) -> DuplicateEventId:
+    """The error for ids a transaction's append found recorded (no retry shortcut there:
+    the unit of retry is the transaction)."""
+    where = list(found)
+    places = sorted({f"{f.stream_id!r} v{f.version}" for f in where})[:3]
+    return DuplicateEventId(
+        stream_id,
+        [str(f.id) for f in where],
+        f"at {', '.join(places)}; inside a transaction every appended event must be new",
+    )

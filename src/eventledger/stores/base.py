@@ -8,6 +8,7 @@ bad input, so all of them fail the same way on it.
 from __future__ import annotations
 
 import abc
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import Any, Self
 from eventledger import _json
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
-from eventledger.errors import InvalidInput, StoreClosed
+from eventledger.errors import DuplicateEventId, InvalidInput, StoreClosed
 from eventledger.records import (
     ANY,
     AppendResult,
@@ -36,14 +37,67 @@ MAX_LIST_LIMIT = 10_000
 
 
 class StoreTransaction(abc.ABC):
-    """A transaction on the store's own database, for read models that live beside the
-    events: what a projection writes and its checkpoint commit together, or not at all.
+    """A transaction on the store's own database: appends to several streams, and
+    rows that belong with them (a read model's writes and its checkpoint, a command's
+    idempotency record), commit together or not at all.
 
     SQL uses the backend's own placeholders (``$1`` on PostgreSQL, ``?`` on SQLite);
     `dialect` says which. The memory store has no SQL (`dialect` ``"memory"``).
     """
 
     dialect: str
+    _failed: str | None = None
+    _appended_ids: set[uuid.UUID] | None = None
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Iterable[NewEvent],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append to a stream as part of this transaction; visible to readers once it
+        commits, together with everything else it did.
+
+        Checks are those of :meth:`EventStore.append`, with one difference: the
+        unit of retry is the whole transaction, so ids already recorded (even
+        by an identical earlier append) raise :class:`~eventledger.DuplicateEventId`.
+        A version conflict raises :class:`~eventledger.WrongExpectedVersion` (or,
+        when another transaction appended to the same stream at the same time,
+        :class:`~eventledger.ConflictError`). After a failed append the transaction
+        can only be rolled back: let the exception leave the ``async with``.
+        """
+        if self._failed is not None:
+            raise InvalidInput(
+                f"this transaction failed earlier ({self._failed}); let it roll back and run"
+                " it again"
+            )
+        stream_id = check.check_stream_id(stream_id)
+        expected = check.check_expected_version(expected_version)
+        prepared = check.prepare_events(events)
+        seen = self._appended_ids if self._appended_ids is not None else set()
+        reused = [str(e.id) for e in prepared if e.id in seen]
+        if reused:
+            self._failed = "event ids used twice"
+            raise DuplicateEventId(stream_id, reused, "this transaction appended them already")
+        try:
+            result = await self._append(stream_id, expected, prepared)
+        except BaseException as error:
+            self._failed = f"{type(error).__name__} on {stream_id!r}"
+            raise
+        seen.update(e.id for e in prepared)
+        self._appended_ids = seen
+        return result
+
+    @property
+    def appended(self) -> bool:
+        """Whether this transaction appended events."""
+        return bool(self._appended_ids)
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        raise InvalidInput(f"{type(self).__name__} cannot append events")
 
     @abc.abstractmethod
     async def execute(self, sql: str, *args: Any) -> None: ...
@@ -209,6 +263,24 @@ class EventStore(abc.ABC):
         limit = check.check_optional_int(max_version, "max_version", minimum=0)
         return await self._load_snapshot(stream_id, limit)
 
+    async def read_event(self, event_id: uuid.UUID | str) -> RecordedEvent | None:
+        """The event with this id, or None. Only events a reader of `read_all` can see."""
+        self._check_open()
+        return await self._read_event(check.check_event_id(event_id))
+
+    async def read_correlated(
+        self, correlation_id: str, *, limit: int = 10_000
+    ) -> list[RecordedEvent]:
+        """The events whose metadata carries this ``correlation_id`` (everything one
+        request set off, directly or not), in the global order; at most `limit`."""
+        self._check_open()
+        if not isinstance(correlation_id, str) or not 0 < len(correlation_id) <= 255:
+            raise InvalidInput(
+                f"a correlation id is a non-empty string of at most 255, not {correlation_id!r}"
+            )
+        count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT * 10)
+        return await self._read_correlated(correlation_id, count)
+
     async def count_events(self, *, after: int = 0, limit: int | None = None) -> int:
         """How many events a reader can see after position `after` (at most `limit`)."""
         self._check_open()
@@ -308,6 +380,12 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _head_position(self) -> int: ...
+
+    @abc.abstractmethod
+    async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None: ...
+
+    @abc.abstractmethod
+    async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]: ...
 
     @abc.abstractmethod
     async def _count_events(self, after: int, limit: int | None) -> int: ...

@@ -21,7 +21,7 @@ from typing import Any
 
 from eventledger import _json
 from eventledger._validation import PreparedEvent
-from eventledger.errors import InvalidInput, WrongExpectedVersion
+from eventledger.errors import ConflictError, DuplicateEventId, InvalidInput, WrongExpectedVersion
 from eventledger.records import (
     AppendResult,
     ExpectedVersion,
@@ -78,6 +78,7 @@ class _Log:
         self.times: list[datetime] = []
         self.streams: dict[str, _Stream] = {}
         self.ids: dict[uuid.UUID, _Stored] = {}
+        self.correlations: dict[str, list[int]] = {}
         self.snapshots: dict[str, dict[int, tuple[Snapshot, bytes]]] = {}
         # The read side (see eventledger.projections): what SQL stores keep in tables.
         self.checkpoints: dict[str, int] = {}
@@ -87,6 +88,11 @@ class _Log:
         self.documents: dict[str, dict[str, bytes]] = {}
         self.views: dict[str, str] = {}
         self.dead_letter_ids = itertools.count(1)
+        # Commands and process managers (see eventledger.commands, eventledger.process).
+        self.commands: dict[uuid.UUID, Any] = {}
+        self.command_keys: dict[str, uuid.UUID] = {}
+        self.process_instances: dict[tuple[str, str], Any] = {}
+        self.process_timeouts: dict[uuid.UUID, Any] = {}
 
 
 _named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()
@@ -101,13 +107,56 @@ class MemoryTransaction(StoreTransaction):
     def __init__(self, log: _Log) -> None:
         self.log = log
         self._changes: list[Callable[[], None]] = []
+        self._checks: list[Callable[[], None]] = []
+        # Appends wait for the commit. Optimistic: the transaction saw the log at
+        # length `_base`; if anything else was appended before it commits, it fails
+        # with a ConflictError (run it again) rather than hand out wrong positions.
+        self._base: int | None = None
+        self._pending: list[tuple[str, list[PreparedEvent]]] = []
+        self._pending_versions: dict[str, int] = {}
 
     def defer(self, change: Callable[[], None]) -> None:
         """Run `change` (under the log's lock) when the transaction commits."""
         self._changes.append(change)
 
+    def require(self, check: Callable[[], None]) -> None:
+        """Run `check` (under the log's lock) before the commit changes anything; an
+        exception it raises fails the commit with nothing applied."""
+        self._checks.append(check)
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        log = self.log
+        with log.lock:
+            if self._base is None:
+                self._base = len(log.events)
+            elif len(log.events) != self._base:
+                raise _moved_on()
+            found = [str(e.id) for e in events if e.id in log.ids]
+            if found:
+                raise DuplicateEventId(
+                    stream_id, found, "inside a transaction every appended event must be new"
+                )
+            stream = log.streams.get(stream_id)
+            actual = self._pending_versions.get(stream_id, len(stream.positions) if stream else 0)
+        if not expected_holds(expected, actual):
+            raise WrongExpectedVersion(stream_id, expected, actual)
+        self._pending.append((stream_id, events))
+        self._pending_versions[stream_id] = actual + len(events)
+        position = self._base + sum(len(batch) for _, batch in self._pending)
+        return AppendResult(actual + len(events), position)
+
     def _commit(self) -> None:
         with self.log.lock:
+            for check in self._checks:
+                check()
+            if self._pending:
+                if len(self.log.events) != self._base:
+                    raise _moved_on()
+                now = _now(self.log)
+                for stream_id, events in self._pending:
+                    _write(self.log, stream_id, events, now)
             for change in self._changes:
                 change()
 
@@ -119,6 +168,49 @@ class MemoryTransaction(StoreTransaction):
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         raise _no_sql()
+
+
+def _moved_on() -> ConflictError:
+    return ConflictError(
+        "other appends reached the memory log while this transaction ran; run it again"
+    )
+
+
+def _now(log: _Log) -> datetime:
+    now = datetime.now(UTC)
+    if log.times and log.times[-1] > now:
+        now = log.times[-1]  # keep time from running backwards along the log
+    return now
+
+
+def _write(log: _Log, stream_id: str, events: list[PreparedEvent], now: datetime) -> AppendResult:
+    """Record checked events at the end of the log (the caller holds its lock)."""
+    stream = log.streams.get(stream_id)
+    if stream is None:
+        stream = log.streams[stream_id] = _Stream(created_at=now, updated_at=now)
+    actual = len(stream.positions)
+    for offset, event in enumerate(events, start=1):
+        stored = _Stored(
+            event.id,
+            stream_id,
+            actual + offset,
+            len(log.events) + 1,
+            event.type,
+            event.schema_version,
+            event.data,
+            event.metadata,
+            now,
+        )
+        log.events.append(stored)
+        log.times.append(now)
+        log.ids[event.id] = stored
+        stream.positions.append(stored.position)
+        if b'"correlation_id"' in event.metadata:
+            correlation = _json.loads(event.metadata).get("correlation_id")
+            if isinstance(correlation, str):
+                log.correlations.setdefault(correlation, []).append(stored.position)
+    stream.updated_at = now
+    return AppendResult(len(stream.positions), len(log.events))
 
 
 def _no_sql() -> InvalidInput:
@@ -164,29 +256,7 @@ class MemoryStore(EventStore):
                 )
             if not expected_holds(expected, actual):
                 raise WrongExpectedVersion(stream_id, expected, actual)
-            now = datetime.now(UTC)
-            if log.times and log.times[-1] > now:
-                now = log.times[-1]  # keep time from running backwards along the log
-            if stream is None:
-                stream = log.streams[stream_id] = _Stream(created_at=now, updated_at=now)
-            for offset, event in enumerate(events, start=1):
-                stored = _Stored(
-                    event.id,
-                    stream_id,
-                    actual + offset,
-                    len(log.events) + 1,
-                    event.type,
-                    event.schema_version,
-                    event.data,
-                    event.metadata,
-                    now,
-                )
-                log.events.append(stored)
-                log.times.append(now)
-                log.ids[event.id] = stored
-                stream.positions.append(stored.position)
-            stream.updated_at = now
-            return AppendResult(len(stream.positions), len(log.events))
+            return _write(log, stream_id, events, _now(log))
 
     async def _read_stream(
         self,
@@ -271,6 +341,17 @@ class MemoryStore(EventStore):
         with self._log.lock:
             return len(self._log.events)
 
+    async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        with self._log.lock:
+            stored = self._log.ids.get(event_id)
+        return None if stored is None else stored.decode()
+
+    async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]:
+        with self._log.lock:
+            positions = list(self._log.correlations.get(correlation_id, ()))[:limit]
+            chosen = [self._log.events[p - 1] for p in positions]
+        return [stored.decode() for stored in chosen]
+
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
         kept = snapshot._replace(state={}, recorded_at=datetime.now(UTC))
         with self._log.lock:
@@ -291,6 +372,8 @@ class MemoryStore(EventStore):
         tx = MemoryTransaction(self._log)
         yield tx
         tx._commit()
+        if tx.appended:
+            self._appended()
 
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
         return self._transaction()

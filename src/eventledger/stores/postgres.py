@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -31,6 +32,7 @@ from eventledger import _json
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
     ConflictError,
+    DuplicateEventId,
     InvalidInput,
     OperationalError,
     SchemaVersionError,
@@ -96,8 +98,10 @@ def _leaves_connection_idle(error: asyncpg.PostgresError) -> bool:
     return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
 
 
-def _append_sql(q: str, values: str, unnest: str) -> str:
-    index = " + u.n - 1" if unnest else ""
+def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
+    # The index within the transaction: the event's place in this statement, plus the
+    # number of events the transaction appended before (`base`, a parameter).
+    index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
     exists = _EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
     return f"""
         WITH last AS (
@@ -171,8 +175,56 @@ def _redact(url: str) -> str:
 class _PostgresTransaction(StoreTransaction):
     dialect = "postgres"
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, store: PostgresStore) -> None:
         self.connection = conn
+        self._store = store
+        self._events_so_far = 0
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        store = self._store
+        if self._events_so_far + len(events) >= 1 << 20:
+            raise InvalidInput(
+                f"a transaction appends at most {(1 << 20) - 1} events; split the work"
+            )
+        code = _EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
+        args: tuple[Any, ...]
+        if len(events) == 1:
+            sql = store._tx_append_one_sql
+            args = (stream_id, code, *events[0], self._events_so_far)
+        else:
+            sql = store._tx_append_many_sql
+            args = (stream_id, code, _pack(events), self._events_so_far)
+        try:
+            row = await self.connection.fetchrow(sql, *args)
+        except asyncpg.UniqueViolationError as error:
+            # The transaction is aborted now, and asking another connection could wait
+            # forever on a pool of one: explain with what is known.
+            if error.constraint_name == "events_id_key":
+                raise DuplicateEventId(
+                    stream_id,
+                    [str(e.id) for e in events],
+                    "some of them are recorded already; inside a transaction every appended"
+                    " event must be new",
+                ) from None
+            if error.constraint_name == "events_stream_version_key":
+                raise ConflictError(
+                    f"another transaction appended to {stream_id!r} at the same time"
+                    f" (this one expected {expected!r}); run it again"
+                ) from None
+            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
+            raise ConflictError(
+                f"append to {stream_id!r} collided with a concurrent transaction ({error});"
+                " run this one again"
+            ) from error
+        assert row is not None  # the statement always answers one row
+        actual, version, position = row
+        if version is None:
+            raise WrongExpectedVersion(stream_id, expected, actual)
+        self._events_so_far += len(events)
+        return AppendResult(version, position)
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self.connection.execute(sql, *args)
@@ -220,6 +272,17 @@ class PostgresStore(EventStore):
             "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
             " u.e->'d', u.e->'m', c.at",
             ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)",
+        )
+        # The same statements for appends inside a transaction (see StoreTransaction.append).
+        self._tx_append_one_sql = _append_sql(
+            q, "$3, $1, c.version + 1, $4, $5, $6, $7, c.at", "", "$8::bigint"
+        )
+        self._tx_append_many_sql = _append_sql(
+            q,
+            "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
+            " u.e->'d', u.e->'m', c.at",
+            ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)",
+            "$4::bigint",
         )
         self._read_all_sql = (
             f"SELECT {_COLUMNS} FROM {q}.events"
@@ -566,6 +629,28 @@ class PostgresStore(EventStore):
         )
         return int(position or 0)
 
+    async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        row = await self._run(
+            lambda conn: conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM {self._q}.events"
+                f" WHERE id = $1 AND position < {self._q}.visible_limit()",
+                event_id,
+            )
+        )
+        return None if row is None else _make_event(row)
+
+    async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]:
+        rows = await self._run(
+            lambda conn: conn.fetch(
+                f"SELECT {_COLUMNS} FROM {self._q}.events"
+                " WHERE (metadata->>'correlation_id') = $1"
+                f" AND position < {self._q}.visible_limit() ORDER BY position LIMIT $2",
+                correlation_id,
+                limit,
+            )
+        )
+        return [_make_event(row) for row in rows]
+
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
         await self._run(
             lambda conn: conn.execute(
@@ -598,8 +683,27 @@ class PostgresStore(EventStore):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[StoreTransaction]:
         self._check_open()
-        async with self._connection() as conn, conn.transaction():
-            yield _PostgresTransaction(conn)
+        conn = await self._acquire()
+        reusable = False
+        tx = _PostgresTransaction(conn, self)
+        try:
+            async with conn.transaction():
+                yield tx
+            reusable = True
+        except asyncpg.PostgresError as error:
+            reusable = _leaves_connection_idle(error)
+            raise
+        except _CONNECTION_ERRORS as error:
+            raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
+        except BaseException:
+            # The body failed (a conflict, a handler's error) and the rollback went
+            # through: the connection is as good as new.
+            reusable = not conn.is_closed() and not conn.is_in_transaction()
+            raise
+        finally:
+            self._pool.release(conn, reusable)
+        if tx.appended:
+            self._appended()
 
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
         return self._transaction()

@@ -49,7 +49,12 @@ from eventledger.records import (
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._notify import signal_for
-from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
+from eventledger.stores._repeats import (
+    FoundEvent,
+    already_recorded,
+    expected_holds,
+    resolve_repeat,
+)
 from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
 
 __all__ = ["SQLiteStore"]
@@ -136,6 +141,21 @@ class _SQLiteTransaction(StoreTransaction):
 
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
+
+    async def _append(
+        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
+    ) -> AppendResult:
+        # The transaction holds SQLite's write lock: the version read is the version.
+        def append(conn: sqlite3.Connection) -> AppendResult:
+            return _append_locked(conn, stream_id, expected, events, repeat_ok=False)
+
+        try:
+            return await self._connection.run(append)
+        except sqlite3.IntegrityError as error:
+            if "eventledger_events.id" not in str(error):
+                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+        found = await self._connection.run(lambda conn: _find_ids(conn, [e.id for e in events]))
+        raise already_recorded(stream_id, found)
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self._connection.run(lambda conn: conn.execute(sql, args))
@@ -319,6 +339,25 @@ class SQLiteStore(EventStore):
             ).fetchone()[0]
         )
 
+    async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        row = await self._reader.run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM eventledger_events WHERE id = ?", (event_id.bytes,)
+            ).fetchone()
+        )
+        return None if row is None else _decode(row)
+
+    async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM eventledger_events"
+                " WHERE json_extract(metadata, '$.correlation_id') = ?"
+                " ORDER BY position LIMIT ?",
+                (correlation_id, limit),
+            ).fetchall()
+        )
+        return [_decode(row) for row in rows]
+
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
         row = (
             snapshot.stream_id,
@@ -360,12 +399,15 @@ class SQLiteStore(EventStore):
         self._check_open()
         async with self._lock():
             await self._writer.run(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            tx = _SQLiteTransaction(self._writer)
             try:
-                yield _SQLiteTransaction(self._writer)
+                yield tx
             except BaseException:
                 await asyncio.shield(self._writer.run(lambda conn: conn.execute("ROLLBACK")))
                 raise
             await asyncio.shield(self._writer.run(lambda conn: conn.execute("COMMIT")))
+        if tx.appended:
+            self._appended()
 
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
         return self._transaction()
@@ -384,13 +426,15 @@ def _append_locked(
     stream_id: str,
     expected: ExpectedVersion,
     events: list[PreparedEvent],
+    *,
+    repeat_ok: bool = True,
 ) -> AppendResult:
     row = conn.execute(
         "SELECT version, updated_at FROM eventledger_streams WHERE stream_id = ?", (stream_id,)
     ).fetchone()
     actual, updated_at = (row[0], row[1]) if row else (0, 0)
     if not expected_holds(expected, actual):
-        found = _find_ids(conn, [e.id for e in events])
+        found = _find_ids(conn, [e.id for e in events]) if repeat_ok else []
         if found:
             return resolve_repeat(stream_id, expected, [e.id for e in events], found)
         raise WrongExpectedVersion(stream_id, expected, actual)

@@ -42,6 +42,8 @@ from eventledger import (
     WrongExpectedVersion,
     open_store,
 )
+from eventledger.testing._lookup_conformance import LookupConformance
+from eventledger.testing._transaction_conformance import TransactionConformance
 
 __all__ = ["EventStoreConformance", "StoreOpener"]
 
@@ -69,7 +71,7 @@ async def _stream(store: EventStore, stream_id: str, **options: Any) -> list[Rec
     return [e async for e in store.read_stream(stream_id, **options)]
 
 
-class EventStoreConformance:
+class EventStoreConformance(TransactionConformance, LookupConformance):
     """Tests every event store must pass. Subclass it and provide ``store_url``."""
 
     pytestmark = pytest.mark.asyncio

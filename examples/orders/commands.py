@@ -1,0 +1,146 @@
+"""The commands of the Orders example and their handlers.
+
+Customers place, pay and cancel orders; the warehouse adds stock and delivers;
+the fulfilment process (``fulfilment.py``) reserves and releases stock and ships.
+Shipping changes the order and its stock items in one transaction.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import pydantic
+
+from eventledger import Command, CommandContext, CommandHandlers
+from examples.orders.domain import Money, Order, OrderLine
+from examples.orders.stock import StockItem
+
+Id = Annotated[
+    str,
+    pydantic.StringConstraints(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+    ),
+]
+"""Ids of orders, customers, SKUs and payments: letters, digits and ``_.:-``."""
+
+handlers = CommandHandlers()
+
+
+class PlaceOrder(Command):
+    order_id: Id
+    customer_id: Id
+    lines: list[OrderLine] = pydantic.Field(min_length=1, max_length=100)
+
+
+class PayOrder(Command):
+    order_id: Id
+    amount: Money
+    payment_id: Id
+
+
+class ShipOrder(Command):
+    order_id: Id
+    carrier: str = pydantic.Field(min_length=1, max_length=64)
+    tracking_number: str = pydantic.Field(min_length=1, max_length=64)
+
+
+class DeliverOrder(Command):
+    order_id: Id
+
+
+class CancelOrder(Command):
+    order_id: Id
+    reason: str = pydantic.Field(min_length=1, max_length=200)
+
+
+class StockLine(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    sku: Id
+    quantity: int = pydantic.Field(gt=0, le=10_000)
+
+
+class AddStock(Command):
+    sku: Id
+    quantity: int = pydantic.Field(gt=0, le=1_000_000)
+
+
+class ReserveStock(Command):
+    order_id: Id
+    lines: list[StockLine] = pydantic.Field(min_length=1, max_length=100)
+
+
+class ReleaseStock(Command):
+    order_id: Id
+    skus: list[Id] = pydantic.Field(min_length=1, max_length=100)
+
+
+@handlers.handler
+async def place_order(command: PlaceOrder, context: CommandContext) -> str:
+    context.add(Order.create(command.order_id, command.customer_id, command.lines))
+    return command.order_id
+
+
+@handlers.handler
+async def pay_order(command: PayOrder, context: CommandContext) -> str:
+    order = await context.load(Order, command.order_id)
+    order.pay(Decimal(command.amount), command.payment_id)
+    return order.status.value
+
+
+@handlers.handler
+async def ship_order(command: ShipOrder, context: CommandContext) -> str:
+    """The order ships and its reserved units leave the warehouse: one transaction."""
+    order = await context.load(Order, command.order_id)
+    order.ship(command.carrier, command.tracking_number)
+    for sku in sorted({line.sku for line in order.lines}):
+        item = await context.load(StockItem, sku)
+        item.dispatch(command.order_id)
+    return order.status.value
+
+
+@handlers.handler
+async def deliver_order(command: DeliverOrder, context: CommandContext) -> str:
+    order = await context.load(Order, command.order_id)
+    order.deliver()
+    return order.status.value
+
+
+@handlers.handler
+async def cancel_order(command: CancelOrder, context: CommandContext) -> str:
+    order = await context.load(Order, command.order_id)
+    order.cancel(command.reason)
+    return order.status.value
+
+
+@handlers.handler
+async def add_stock(command: AddStock, context: CommandContext) -> int:
+    item = await context.find(StockItem, command.sku)
+    if item is None:
+        item = StockItem(id=command.sku)
+        context.add(item)
+    item.add(command.quantity)
+    return item.available
+
+
+@handlers.handler
+async def reserve_stock(command: ReserveStock, context: CommandContext) -> None:
+    """All lines or none: one short SKU refuses the whole reservation."""
+    wanted: dict[str, int] = {}
+    for line in command.lines:
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    for sku, quantity in sorted(wanted.items()):
+        item = await context.find(StockItem, sku)
+        if item is None:
+            item = StockItem(id=sku)
+            context.add(item)
+        item.reserve(command.order_id, quantity)
+
+
+@handlers.handler
+async def release_stock(command: ReleaseStock, context: CommandContext) -> None:
+    for sku in sorted(set(command.skus)):
+        item = await context.find(StockItem, sku)
+        if item is not None:
+            item.release(command.order_id)
