@@ -182,42 +182,48 @@ def mb(value: int) -> str:
     return f"{value / 1_048_576:,.0f}"
 
 
+HEADER = (
+    "| store | events | projection ev/s | peak RSS MB | RSS at 10% / at end MB"
+    " | read_all decoded ev/s | raw SELECT ev/s | projection/raw |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def row(r: Result) -> str:
+    raw = f"{r.raw_rate:,.0f}" if r.raw_rate else ""
+    ratio = f"{r.projection_rate / r.raw_rate:.2f}" if r.raw_rate else ""
+    return (
+        f"| {r.store} | {r.events:,} | {r.projection_rate:,.0f} | {mb(r.peak_rss)}"
+        f" | {mb(r.rss_tenth)} / {mb(r.rss_end)} | {r.read_all_rate:,.0f} | {raw} | {ratio} |"
+    )
+
+
 async def main(events: int, with_peer: bool) -> None:
-    results = []
+    # Rows are printed as soon as they are measured: a long run that fails late keeps
+    # what it measured.
+    print(HEADER, flush=True)
     with postgres_url() as url:
         dsn, _ = split_url(url)
         admin = await asyncpg.connect(dsn)
         await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         separator = "&" if "?" in url else "?"
         try:
-            results.append(
-                await measure(f"{url}{separator}schema={SCHEMA}", events, "PostgreSQL", dsn)
-            )
+            ours = await measure(f"{url}{separator}schema={SCHEMA}", events, "PostgreSQL", dsn)
         finally:
             await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
             await admin.close()
+        print(row(ours), flush=True)
         peer = await asyncio.to_thread(measure_peer, url, events) if with_peer else None
+        if peer is not None:
+            rate, peak = peer
+            print(
+                f"| eventsourcing (PostgreSQL) | {events:,} | {rate:,.0f} | {mb(peak)} | | | |"
+                f" eventledger/eventsourcing {ours.projection_rate / rate:.2f} |",
+                flush=True,
+            )
     with tempfile.TemporaryDirectory(prefix="el-bench-proj-") as folder:
-        results.append(await measure(f"sqlite:///{folder}/events.db", events, "SQLite", None))
-    print(
-        "| store | events | projection ev/s | peak RSS MB | RSS at 10% / at end MB"
-        " | read_all decoded ev/s | raw SELECT ev/s | projection/raw |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        raw = f"{r.raw_rate:,.0f}" if r.raw_rate else ""
-        ratio = f"{r.projection_rate / r.raw_rate:.2f}" if r.raw_rate else ""
-        print(
-            f"| {r.store} | {r.events:,} | {r.projection_rate:,.0f} | {mb(r.peak_rss)}"
-            f" | {mb(r.rss_tenth)} / {mb(r.rss_end)} | {r.read_all_rate:,.0f} | {raw} | {ratio} |"
-        )
-    if peer is not None:
-        rate, peak = peer
-        ours = results[0].projection_rate
-        print(
-            f"| eventsourcing (PostgreSQL) | {events:,} | {rate:,.0f} | {mb(peak)} | | | |"
-            f" eventledger/eventsourcing {ours / rate:.2f} |"
-        )
+        sqlite = await measure(f"sqlite:///{folder}/events.db", events, "SQLite", None)
+        print(row(sqlite), flush=True)
 
 
 if __name__ == "__main__":
