@@ -18,6 +18,7 @@ from eventledger.aggregate import (
     DomainError,
     applies,
 )
+from eventledger.app import Application, Service
 from eventledger.causation import CausalChain, CausalLink, causal_chain
 from eventledger.commands import (
     Command,
@@ -52,6 +53,16 @@ from eventledger.events import (
     UnknownEventType,
     default_registry,
 )
+from eventledger.keys import ApiKey, ApiKeys
+from eventledger.process import (
+    DeadlineReached,
+    Process,
+    ProcessInstance,
+    ProcessManager,
+    ends,
+    on_timeout,
+    starts,
+)
 from eventledger.records import (
     ANY,
     NO_STREAM,
@@ -77,7 +88,10 @@ __all__ = [
     "Aggregate",
     "AggregateNotFound",
     "AggregateStateError",
+    "ApiKey",
+    "ApiKeys",
     "AppendResult",
+    "Application",
     "CausalChain",
     "CausalLink",
     "Command",
@@ -87,6 +101,7 @@ __all__ = [
     "CommandInvalid",
     "CommandResult",
     "ConflictError",
+    "DeadlineReached",
     "DomainError",
     "DuplicateEventId",
     "Event",
@@ -105,9 +120,13 @@ __all__ = [
     "NewEvent",
     "NotFound",
     "OperationalError",
+    "Process",
+    "ProcessInstance",
+    "ProcessManager",
     "RecordedEvent",
     "Repository",
     "SchemaVersionError",
+    "Service",
     "Snapshot",
     "StoreClosed",
     "StreamInfo",
@@ -120,7 +139,10 @@ __all__ = [
     "causal_chain",
     "current_context",
     "default_registry",
+    "ends",
     "message_context",
+    "on_timeout",
     "open_store",
+    "starts",
     "stream_category",
 ]

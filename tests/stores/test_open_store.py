@@ -27,6 +27,7 @@ MIGRATIONS = [
     (3, "read_side"),
     (4, "commands"),
     (5, "process_managers"),
+    (6, "api_keys"),
 ]
 
 

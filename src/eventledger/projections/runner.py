@@ -742,6 +742,11 @@ class ProjectionRunner:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def names(self) -> list[str]:
+        """The names of the projections and processes this runner runs."""
+        return list(self._workers)
+
     def _worker(self, name: str) -> _Worker:
         try:
             return self._workers[name]

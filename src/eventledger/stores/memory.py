@@ -93,6 +93,7 @@ class _Log:
         self.command_keys: dict[str, uuid.UUID] = {}
         self.process_instances: dict[tuple[str, str], Any] = {}
         self.process_timeouts: dict[uuid.UUID, Any] = {}
+        self.api_keys: dict[str, Any] = {}
 
 
 _named_logs: weakref.WeakValueDictionary[str, _Log] = weakref.WeakValueDictionary()

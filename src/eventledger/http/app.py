@@ -1,0 +1,217 @@
+"""The ASGI app: an :class:`~eventledger.Application` behind HTTP.
+
+``create_app(application, store_url, keys=True)`` builds a FastAPI app that
+opens the store and runs the application's projections and processes for as
+long as it is served (``uvicorn module:app``, or ``eventledger serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventledger.app import Application, Service
+from eventledger.errors import InvalidInput
+from eventledger.http import problems
+from eventledger.http.auth import ApiKeyAuthenticator, Authenticator
+from eventledger.http.live import add_routes as add_live_routes
+from eventledger.http.live import close_feeds
+from eventledger.http.operations import add_routes as add_operation_routes
+from eventledger.http.operations import cancel_rebuilds
+from eventledger.http.reads import add_routes as add_read_routes
+from eventledger.http.writes import add_routes as add_write_routes
+from eventledger.keys import ApiKeys
+from eventledger.stores.base import EventStore
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("eventledger.http")
+
+DESCRIPTION = """
+The HTTP API of an eventledger service: send commands, query read models, read
+streams and the global log (also live, as Server-Sent Events), travel in time,
+and operate projections and the dead-letter queue.
+
+Authenticate with an API key: `Authorization: Bearer <key>`. Errors are
+[RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details.
+"""
+
+
+def create_app(
+    application: Application,
+    store: EventStore | str,
+    *,
+    authenticator: Authenticator | None = None,
+    allow_anonymous: bool = False,
+    run_projections: bool = True,
+    max_body_bytes: int = 1 << 20,
+    keepalive_seconds: float = 15.0,
+) -> FastAPI:
+    """The app serving `application` on `store` (a URL, or an open store).
+
+    Callers authenticate with API keys kept in the store unless another
+    `authenticator` is given. ``allow_anonymous=True`` serves everyone with
+    every scope: for local development only (a warning says so at start).
+    """
+    if authenticator is not None and allow_anonymous:
+        raise InvalidInput("give an authenticator or allow anonymous access, not both")
+    if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise InvalidInput(f"max_body_bytes must be a positive int, not {max_body_bytes!r}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = await application.start(store, projections=run_projections)
+        app.state.service = service
+        if allow_anonymous:
+            app.state.authenticator = None
+            log.warning(
+                "eventledger serves %s WITHOUT authentication: anyone who reaches this"
+                " server can read and change everything. Use it for local development only.",
+                application.name,
+            )
+        else:
+            app.state.authenticator = authenticator or ApiKeyAuthenticator(ApiKeys(service.store))
+        try:
+            yield
+        finally:
+            await close_feeds(app)
+            await cancel_rebuilds(app)
+            await service.stop()
+
+    app = FastAPI(
+        title=f"{application.name} (eventledger)",
+        description=DESCRIPTION,
+        version="1",
+        lifespan=lifespan,
+        responses={
+            "4XX": {"model": problems.Problem, "description": "A problem with the request"},
+            "5XX": {"model": problems.Problem, "description": "A problem on the server"},
+        },
+    )
+    app.state.keepalive_seconds = keepalive_seconds
+    app.state.application = application
+    problems.install(app)
+    add_write_routes(app, application)
+    add_read_routes(app)
+    add_live_routes(app)
+    add_operation_routes(app)
+    _add_health(app)
+    app.add_middleware(LimitBody, max_bytes=max_body_bytes)
+    return app
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+class JSON(Response):
+    """JSON through orjson (the shapes are plain JSON already)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The store answers and no projection is stopped by a failure",
+        responses={503: {"model": problems.Problem}},
+    )
+    async def readyz(request: Request) -> Response:
+        service = service_of(request)
+        try:
+            head = await service.store.head_position()
+        except Exception as error:
+            return problems.problem(
+                503, "unavailable", "Not ready", f"the event store does not answer: {error}"
+            )
+        failed = [s.name for s in await service.runner.status() if s.state == "failed"]
+        if failed:
+            return problems.problem(
+                503,
+                "read-model-failed",
+                "Not ready",
+                f"stopped by a failure: {', '.join(failed)} (see the dead-letter queue)",
+            )
+        return JSON({"status": "ready", "head_position": head})
+
+
+class LimitBody:
+    """Refuse request bodies over `max_bytes` with 413, before the app reads them all."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+        too_large = False
+        refused = False
+
+        async def counting() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        async def guarded(message: Message) -> None:
+            # Whatever the app answers to a body cut short (FastAPI makes it a 400),
+            # the client gets the 413.
+            nonlocal refused
+            if not too_large:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(scope, receive, send)
+
+        try:
+            await self.app(scope, counting, guarded)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not refused:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem(
+            413,
+            "too-large",
+            "Request body too large",
+            f"the body is over {self.max_bytes} bytes; send less",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,90 @@
+"""Who is calling, and may they: API keys (or any authenticator) and scopes per route.
+
+A client presents its key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+Routes need a scope (``read``, ``write`` or ``admin``); the key's owner becomes
+the actor of the commands it sends. Another authenticator (say, one that checks
+JWTs from an identity provider) is any object with an async ``authenticate``
+method that returns a :class:`Principal` or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from fastapi import Request
+
+from eventledger.http.problems import HttpProblem
+from eventledger.keys import ApiKeys
+
+__all__ = ["ApiKeyAuthenticator", "Authenticator", "Principal", "require"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    actor: str
+    scopes: frozenset[str]
+
+
+ANONYMOUS = Principal("anonymous", frozenset({"read", "write", "admin"}))
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: Request) -> Principal | None: ...
+
+
+class ApiKeyAuthenticator:
+    """Checks API keys kept in the store (see :class:`eventledger.ApiKeys`)."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self.keys = keys
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        presented = presented_key(request)
+        if presented is None:
+            return None
+        key = await self.keys.verify(presented)
+        return None if key is None else Principal(key.owner, key.scopes)
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.headers.get("x-api-key")
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the caller, who must hold `scope`."""
+
+    async def dependency(request: Request) -> Principal:
+        authenticator: Authenticator | None = request.app.state.authenticator
+        if authenticator is None:  # explicitly open, for local development
+            return ANONYMOUS
+        principal = await authenticator.authenticate(request)
+        if principal is None:
+            missing = presented_key(request) is None
+            raise Unauthorized(
+                "no API key given: send 'Authorization: Bearer <key>'"
+                if missing
+                else "the API key is not valid (unknown, wrong or revoked)"
+            )
+        if scope not in principal.scopes:
+            raise HttpProblem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"this route needs the {scope!r} scope; the key of {principal.actor} has"
+                f" {', '.join(sorted(principal.scopes)) or 'none'}",
+            )
+        return principal
+
+    return dependency
+
+
+class Unauthorized(HttpProblem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, "unauthorized", "Unauthorized", detail)

@@ -1,0 +1,273 @@
+"""The JSON the HTTP API answers with: pydantic models for the OpenAPI schema, and
+the functions that make the same shapes from eventledger's objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pydantic
+
+from eventledger.causation import CausalChain, CausalLink
+from eventledger.commands import CommandResult
+from eventledger.process import ProcessInstance
+from eventledger.projections import DeadLetter, ProjectionStatus
+from eventledger.records import RecordedEvent, StreamInfo
+
+
+class EventOut(pydantic.BaseModel):
+    id: str
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+class EventPage(pydantic.BaseModel):
+    items: list[EventOut]
+    next_after: int | None = pydantic.Field(
+        description="pass as `after` for the next page; null when this page is the last"
+    )
+
+
+class StreamEvents(pydantic.BaseModel):
+    stream_id: str
+    version: int = pydantic.Field(description="the stream's current version")
+    items: list[EventOut]
+    next_version: int | None = pydantic.Field(
+        description="pass as `from_version` for the next page; null when this page is the last"
+    )
+
+
+class StreamOut(pydantic.BaseModel):
+    stream_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StreamPage(pydantic.BaseModel):
+    items: list[StreamOut]
+    next_after: str | None
+
+
+class StateOut(pydantic.BaseModel):
+    stream_id: str
+    aggregate: str
+    id: str
+    version: int
+    state: dict[str, Any]
+
+
+class WriteOut(pydantic.BaseModel):
+    stream_id: str
+    version: int
+    position: int
+    events: int
+
+
+class CommandResultOut(pydantic.BaseModel):
+    command_id: str
+    command: str
+    writes: list[WriteOut]
+    position: int
+    value: Any = None
+    replayed: bool
+    caught_up: bool | None = pydantic.Field(
+        None, description="with ?wait=: whether the read model caught up within the timeout"
+    )
+
+
+class RebuildOut(pydantic.BaseModel):
+    events_done: int
+    events_total: int
+    events_per_second: float
+    seconds_left: float | None
+
+
+class ProjectionOut(pydantic.BaseModel):
+    name: str
+    state: str
+    position: int
+    head_position: int
+    events_behind: int
+    seconds_behind: float
+    generation: int
+    last_error: str | None
+    active: bool
+    rebuild: RebuildOut | None
+    memory_bytes: int | None
+
+
+class DeadLetterOut(pydantic.BaseModel):
+    id: int
+    projection: str
+    position: int
+    event_id: str
+    stream_id: str
+    event_type: str
+    attempts: int
+    error: str
+    traceback: str
+    status: str
+    parked_at: datetime
+    resolved_at: datetime | None
+
+
+class LinkOut(pydantic.BaseModel):
+    kind: str
+    id: str
+    name: str
+    caused_by: str | None
+    recorded_at: datetime
+    actor: str | None
+    stream_id: str | None
+    version: int | None
+    position: int | None
+
+
+class ChainOut(pydantic.BaseModel):
+    subject: LinkOut
+    causes: list[LinkOut]
+    effects: list[LinkOut]
+    conversation: list[LinkOut]
+
+
+class DocumentPage(pydantic.BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReadModelOut(pydantic.BaseModel):
+    name: str
+    kind: str
+    indexes: dict[str, str]
+
+
+class InstanceOut(pydantic.BaseModel):
+    process: str
+    instance_id: str
+    status: str
+    state: dict[str, Any]
+    compensations: list[dict[str, Any]]
+    deadlines: dict[str, str]
+    reason: str | None
+    started_at: datetime
+    updated_at: datetime
+
+
+class CommandInfo(pydantic.BaseModel):
+    name: str
+    path: str
+    description: str | None
+
+
+def event_json(event: RecordedEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "position": event.position,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "data": event.data,
+        "metadata": event.metadata,
+        "recorded_at": event.recorded_at.isoformat(),
+    }
+
+
+def stream_json(stream: StreamInfo) -> dict[str, Any]:
+    return {
+        "stream_id": stream.stream_id,
+        "version": stream.version,
+        "created_at": stream.created_at.isoformat(),
+        "updated_at": stream.updated_at.isoformat(),
+    }
+
+
+def result_json(result: CommandResult, caught_up: bool | None = None) -> dict[str, Any]:
+    return {**result.to_json(), "replayed": result.replayed, "caught_up": caught_up}
+
+
+def status_json(status: ProjectionStatus) -> dict[str, Any]:
+    rebuild = status.rebuild
+    return {
+        "name": status.name,
+        "state": status.state,
+        "position": status.position,
+        "head_position": status.head_position,
+        "events_behind": status.events_behind,
+        "seconds_behind": status.seconds_behind,
+        "generation": status.generation,
+        "last_error": status.last_error,
+        "active": status.active,
+        "rebuild": None
+        if rebuild is None
+        else {
+            "events_done": rebuild.events_done,
+            "events_total": rebuild.events_total,
+            "events_per_second": rebuild.events_per_second,
+            "seconds_left": rebuild.seconds_left,
+        },
+        "memory_bytes": status.memory_bytes,
+    }
+
+
+def letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "projection": letter.subscription,
+        "position": letter.position,
+        "event_id": str(letter.event_id),
+        "stream_id": letter.stream_id,
+        "event_type": letter.event_type,
+        "attempts": letter.attempts,
+        "error": letter.error,
+        "traceback": letter.traceback,
+        "status": letter.status,
+        "parked_at": letter.parked_at.isoformat(),
+        "resolved_at": None if letter.resolved_at is None else letter.resolved_at.isoformat(),
+    }
+
+
+def link_json(link: CausalLink) -> dict[str, Any]:
+    return {
+        "kind": link.kind,
+        "id": link.id,
+        "name": link.name,
+        "caused_by": link.caused_by,
+        "recorded_at": link.recorded_at.isoformat(),
+        "actor": link.actor,
+        "stream_id": link.stream_id,
+        "version": link.version,
+        "position": link.position,
+    }
+
+
+def chain_json(chain: CausalChain) -> dict[str, Any]:
+    return {
+        "subject": link_json(chain.subject),
+        "causes": [link_json(link) for link in chain.causes],
+        "effects": [link_json(link) for link in chain.effects],
+        "conversation": [link_json(link) for link in chain.conversation],
+    }
+
+
+def instance_json(instance: ProcessInstance) -> dict[str, Any]:
+    return {
+        "process": instance.process,
+        "instance_id": instance.instance_id,
+        "status": instance.status,
+        "state": instance.state,
+        "compensations": instance.compensations,
+        "deadlines": instance.deadlines,
+        "reason": instance.reason,
+        "started_at": instance.started_at.isoformat(),
+        "updated_at": instance.updated_at.isoformat(),
+    }

@@ -1,0 +1,298 @@
+"""Reading: streams, the global log, an aggregate's state then, read models, causes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import Response
+
+from eventledger.causation import causal_chain
+from eventledger.errors import InvalidInput, NotFound
+from eventledger.http import models
+from eventledger.http.auth import Principal, require
+from eventledger.http.problems import Problem
+from eventledger.projections import DocumentProjection, Range
+
+MAX_PAGE = 1000
+READ = Depends(require("read"))
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "A parameter is not valid"},
+    404: {"model": Problem, "description": "Not found"},
+}
+
+
+def add_routes(app: FastAPI) -> None:
+    from eventledger.http.app import JSON, service_of
+
+    @app.get(
+        "/streams",
+        tags=["streams"],
+        summary="Streams, one page at a time, in id order",
+        response_model=models.StreamPage,
+        responses=ERRORS,
+    )
+    async def list_streams(
+        request: Request,
+        prefix: str | None = Query(None, max_length=255, description="e.g. `Order-`"),
+        after: str | None = Query(None, max_length=255, description="the last id of a page"),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        _: Principal = READ,
+    ) -> Response:
+        streams = await service_of(request).store.list_streams(
+            prefix=prefix, after=after, limit=limit
+        )
+        return JSON(
+            {
+                "items": [models.stream_json(s) for s in streams],
+                "next_after": streams[-1].stream_id if len(streams) == limit else None,
+            }
+        )
+
+    @app.get(
+        "/streams/{stream_id:path}/state",
+        tags=["streams"],
+        summary="An aggregate's state now, after a version, or at a time",
+        response_model=models.StateOut,
+        responses=ERRORS,
+    )
+    async def stream_state(
+        request: Request,
+        stream_id: str,
+        version: int | None = Query(None, ge=1, le=(1 << 62)),
+        at: datetime | None = Query(
+            None, description="ISO 8601 with a time zone: the state as it was then"
+        ),
+        _: Principal = READ,
+    ) -> Response:
+        service = service_of(request)
+        aggregate_type, aggregate_id = service.application.aggregate_for(stream_id)
+        if at is not None and at.tzinfo is None:
+            raise InvalidInput("at needs a time zone, e.g. 2026-11-23T12:00:00Z")
+        aggregate = await service.bus.repository(aggregate_type).load(
+            aggregate_id, version=version, as_of=at
+        )
+        return JSON(
+            {
+                "stream_id": stream_id,
+                "aggregate": aggregate_type.__name__,
+                "id": aggregate.id,
+                "version": aggregate.version,
+                "state": aggregate.model_dump(mode="json"),
+            }
+        )
+
+    @app.get(
+        "/streams/{stream_id:path}",
+        tags=["streams"],
+        summary="The events of a stream, forwards or backwards, one page at a time",
+        response_model=models.StreamEvents,
+        responses=ERRORS,
+    )
+    async def read_stream(
+        request: Request,
+        stream_id: str,
+        from_version: int | None = Query(None, ge=1, le=(1 << 62)),
+        backwards: bool = False,
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        _: Principal = READ,
+    ) -> Response:
+        store = service_of(request).store
+        version = await store.stream_version(stream_id)
+        if version == 0:
+            raise NotFound(f"no stream {stream_id!r}")
+        events = [
+            e
+            async for e in store.read_stream(
+                stream_id, from_version=from_version, backwards=backwards, limit=limit
+            )
+        ]
+        following = None
+        if len(events) == limit:
+            step = -1 if backwards else 1
+            candidate = events[-1].version + step
+            following = candidate if 1 <= candidate <= version else None
+        return JSON(
+            {
+                "stream_id": stream_id,
+                "version": version,
+                "items": [models.event_json(e) for e in events],
+                "next_version": following,
+            }
+        )
+
+    @app.get(
+        "/events",
+        tags=["events"],
+        summary="The global log, in order, one page at a time",
+        response_model=models.EventPage,
+        responses=ERRORS,
+    )
+    async def read_all(
+        request: Request,
+        after: int = Query(0, ge=0, le=(1 << 63) - 1, description="a position you have seen"),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        since: datetime | None = Query(None, description="only events recorded since then"),
+        _: Principal = READ,
+    ) -> Response:
+        if since is not None and since.tzinfo is None:
+            raise InvalidInput("since needs a time zone, e.g. 2026-11-23T12:00:00Z")
+        store = service_of(request).store
+        events = [e async for e in store.read_all(after=after, limit=limit, since=since)]
+        return JSON(
+            {
+                "items": [models.event_json(e) for e in events],
+                "next_after": events[-1].position if len(events) == limit else None,
+            }
+        )
+
+    @app.get(
+        "/events/{event_id}",
+        tags=["events"],
+        summary="One event, by its id",
+        response_model=models.EventOut,
+        responses=ERRORS,
+    )
+    async def read_event(request: Request, event_id: str, _: Principal = READ) -> Response:
+        event = await service_of(request).store.read_event(event_id)
+        if event is None:
+            raise NotFound(f"no event with id {event_id}")
+        return JSON(models.event_json(event))
+
+    @app.get(
+        "/events/{event_id}/chain",
+        tags=["events"],
+        summary="What caused an event, and what it caused",
+        response_model=models.ChainOut,
+        responses=ERRORS,
+    )
+    async def event_chain(request: Request, event_id: str, _: Principal = READ) -> Response:
+        chain = await causal_chain(service_of(request).store, event_id)
+        return JSON(models.chain_json(chain))
+
+    @app.get(
+        "/read-models",
+        tags=["read models"],
+        summary="The read models this service keeps",
+        response_model=list[models.ReadModelOut],
+    )
+    async def read_models(request: Request, _: Principal = READ) -> Response:
+        runner = service_of(request).runner
+        listed = []
+        for name in runner.names:
+            projection = runner.get(name)
+            if projection.sends_commands:
+                continue
+            indexes = dict(projection.indexes) if isinstance(projection, DocumentProjection) else {}
+            kind = type(projection).__mro__[1].__name__
+            for base in type(projection).__mro__:
+                if base.__module__ == "eventledger.projections.base":
+                    kind = base.__name__
+                    break
+            listed.append({"name": name, "kind": kind, "indexes": indexes})
+        return JSON(listed)
+
+    @app.get(
+        "/read-models/{name}/documents",
+        tags=["read models"],
+        summary="Documents of a document read model, filtered on its indexed fields",
+        description=(
+            "Filter with `field=value` (repeat for any of several values) and ranges with"
+            " `field.gt`, `field.gte`, `field.lt`, `field.lte`, on the read model's indexed"
+            " fields (see `GET /read-models`). Order with `order_by=field` or `-field`."
+        ),
+        response_model=models.DocumentPage,
+        responses=ERRORS,
+    )
+    async def find_documents(
+        request: Request,
+        name: str,
+        order_by: list[str] = Query([], max_length=5),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        offset: int = Query(0, ge=0, le=1_000_000),
+        _: Principal = READ,
+    ) -> Response:
+        queries = _documents(request, name)
+        where = _where(request, queries.indexes)
+        for item in order_by:
+            if item.lstrip("-") not in queries.indexes:
+                raise InvalidInput(
+                    f"order_by {item!r}: order by an indexed field"
+                    f" ({', '.join(sorted(queries.indexes)) or 'none'})"
+                )
+        items = await queries.find(where, order_by=order_by, limit=limit, offset=offset)
+        total = await queries.count(where)
+        return JSON({"items": items, "total": total, "limit": limit, "offset": offset})
+
+    @app.get(
+        "/read-models/{name}/documents/{doc_id}",
+        tags=["read models"],
+        summary="One document of a document read model",
+        response_model=dict[str, Any],
+        responses=ERRORS,
+    )
+    async def get_document(
+        request: Request, name: str, doc_id: str, _: Principal = READ
+    ) -> Response:
+        doc = await _documents(request, name).get(doc_id)
+        if doc is None:
+            raise NotFound(f"{name} has no document {doc_id!r}")
+        return JSON(doc)
+
+    def _documents(request: Request, name: str) -> Any:
+        runner = service_of(request).runner
+        if name not in runner.names or not isinstance(runner.get(name), DocumentProjection):
+            documents = [n for n in runner.names if isinstance(runner.get(n), DocumentProjection)]
+            raise NotFound(
+                f"no document read model named {name!r}; known: {', '.join(documents) or 'none'}"
+            )
+        return runner.documents(name)
+
+
+_RANGES = ("gt", "gte", "lt", "lte")
+_RESERVED = {"order_by", "limit", "offset"}
+
+
+def _where(request: Request, indexes: dict[str, str]) -> dict[str, Any]:
+    where: dict[str, Any] = {}
+    ranges: dict[str, dict[str, Any]] = {}
+    for key in request.query_params:
+        if key in _RESERVED:
+            continue
+        field, _, op = key.rpartition(".") if key.rsplit(".", 1)[-1] in _RANGES else (key, "", "")
+        kind = indexes.get(field)
+        if kind is None:
+            raise InvalidInput(
+                f"unknown query parameter {key!r}: filter on indexed fields"
+                f" ({', '.join(sorted(indexes)) or 'none'}), with .gt, .gte, .lt or .lte for ranges"
+            )
+        values = [_value(field, kind, v) for v in request.query_params.getlist(key)]
+        if op:
+            if len(values) != 1:
+                raise InvalidInput(f"{key} takes one value")
+            ranges.setdefault(field, {})[op] = values[0]
+        else:
+            where[field] = values[0] if len(values) == 1 else values
+    for field, bounds in ranges.items():
+        if field in where:
+            raise InvalidInput(f"{field}: filter by value or by range, not both")
+        where[field] = Range(**bounds)
+    return where
+
+
+def _value(field: str, kind: str, text: str) -> Any:
+    if kind == "number":
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise InvalidInput(f"{field} is a number, not {text!r}") from None
+        if not number.is_finite():
+            raise InvalidInput(f"{field} is a finite number, not {text!r}")
+        return number
+    if kind == "boolean":
+        if text not in ("true", "false"):
+            raise InvalidInput(f"{field} is true or false, not {text!r}")
+        return text == "true"
+    return text

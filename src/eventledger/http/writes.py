@@ -1,0 +1,136 @@
+"""``POST /commands/{name}``: one route per registered command, its body the command."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import Response
+
+from eventledger.app import Application
+from eventledger.commands import Command
+from eventledger.errors import NotFound, UnknownCommand
+from eventledger.failures import ProjectionFailed
+from eventledger.http import models
+from eventledger.http.auth import Principal, require
+from eventledger.http.problems import Problem
+from eventledger.projections.runner import ProjectionTimeout
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "Unknown command, aggregate or read model"},
+    409: {"model": Problem, "description": "A business rule refused it, or a conflict"},
+    422: {"model": Problem, "description": "The command is not valid (each field named)"},
+}
+
+
+def add_routes(app: FastAPI, application: Application) -> None:
+    commands: dict[str, type[Command]] = {}
+    for handlers in application.handlers:
+        for name, (command_type, _) in handlers.entries().items():
+            commands[name] = command_type
+    for name, command_type in sorted(commands.items()):
+        app.add_api_route(
+            f"/commands/{name}",
+            _endpoint(name, command_type),
+            methods=["POST"],
+            tags=["commands"],
+            summary=f"Send {name}",
+            description=inspect.getdoc(command_type) or None,
+            response_model=models.CommandResultOut,
+            responses={
+                202: {
+                    "model": models.CommandResultOut,
+                    "description": "Done, but the read model of ?wait= did not catch up in time",
+                },
+                **ERRORS,
+            },
+            operation_id=f"send_{name.replace('.', '_')}",
+        )
+
+    from eventledger.http.app import JSON
+
+    @app.get(
+        "/commands",
+        tags=["commands"],
+        summary="The commands this service takes",
+        response_model=list[models.CommandInfo],
+    )
+    async def list_commands(_: Principal = Depends(require("read"))) -> Response:
+        return JSON(
+            [
+                {
+                    "name": name,
+                    "path": f"/commands/{name}",
+                    "description": inspect.getdoc(command_type),
+                }
+                for name, command_type in sorted(commands.items())
+            ]
+        )
+
+    @app.post(
+        "/commands/{name}",
+        tags=["commands"],
+        summary="(an unknown command)",
+        include_in_schema=False,
+    )
+    async def unknown_command(name: str, _: Principal = Depends(require("write"))) -> None:
+        known = ", ".join(sorted(commands)) or "none"
+        raise UnknownCommand(f"no command named {name!r}; known: {known}")
+
+
+def _endpoint(name: str, command_type: type[Command]) -> Any:
+    from eventledger.http.app import JSON, service_of
+
+    async def endpoint(
+        request: Request,
+        command: Any,
+        principal: Principal = Depends(require("write")),
+        idempotency_key: str | None = Header(
+            None,
+            alias="Idempotency-Key",
+            description="a repeat of the key returns the first result and runs nothing",
+        ),
+        correlation_id: str | None = Header(
+            None, alias="X-Correlation-ID", description="ties this command to a request of yours"
+        ),
+        wait: str | None = Query(
+            None,
+            description="a read model to wait for: answer once it shows this command's effects",
+        ),
+        timeout: float = Query(10.0, gt=0, le=60, description="how long to wait, in seconds"),
+    ) -> Response:
+        service = service_of(request)
+        if wait is not None and wait not in service.runner.names:
+            known = ", ".join(service.runner.names) or "none"
+            raise NotFound(f"no read model named {wait!r} to wait for; known: {known}")
+        result = await service.bus.send(
+            command,
+            idempotency_key=idempotency_key,
+            actor=principal.actor,
+            correlation_id=correlation_id,
+        )
+        caught_up = None
+        if wait is not None:
+            try:
+                await service.runner.wait_until(wait, result.position, timeout)
+                caught_up = True
+            except (ProjectionTimeout, ProjectionFailed):
+                caught_up = False
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        return JSON(
+            models.result_json(result, caught_up),
+            status_code=202 if caught_up is False else 200,
+            headers=headers,
+        )
+
+    signature = inspect.signature(endpoint)
+    parameters = [
+        parameter.replace(annotation=command_type, default=Body(..., description=f"the {name}"))
+        if parameter.name == "command"
+        else parameter
+        for parameter in signature.parameters.values()
+    ]
+    endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    endpoint.__name__ = f"send_{name.replace('.', '_')}"
+    return endpoint
