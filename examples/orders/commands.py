@@ -13,7 +13,7 @@ from typing import Annotated
 import pydantic
 
 from eventledger import Command, CommandContext, CommandHandlers
-from examples.orders.domain import Money, Order, OrderLine
+from examples.orders.domain import Money, Order, OrderLine, Sku
 from examples.orders.stock import StockItem
 
 Id = Annotated[
@@ -57,12 +57,12 @@ class CancelOrder(Command):
 class StockLine(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    sku: Id
+    sku: Sku
     quantity: int = pydantic.Field(gt=0, le=10_000)
 
 
 class AddStock(Command):
-    sku: Id
+    sku: Sku
     quantity: int = pydantic.Field(gt=0, le=1_000_000)
 
 
@@ -73,7 +73,7 @@ class ReserveStock(Command):
 
 class ReleaseStock(Command):
     order_id: Id
-    skus: list[Id] = pydantic.Field(min_length=1, max_length=100)
+    skus: list[Sku] = pydantic.Field(min_length=1, max_length=100)
 
 
 @handlers.handler

@@ -19,12 +19,19 @@ import pydantic
 from eventledger import Aggregate, DomainError, Event, applies
 
 Money = Annotated[Decimal, pydantic.Field(ge=0, max_digits=12, decimal_places=2)]
+Sku = Annotated[
+    str,
+    pydantic.StringConstraints(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+    ),
+]
+"""A stock keeping unit: letters, digits and ``_.:-`` (it names a stock stream)."""
 
 
 class OrderLine(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
-    sku: str = pydantic.Field(min_length=1, max_length=64)
+    sku: Sku
     quantity: int = pydantic.Field(gt=0, le=10_000)
     unit_price: Money
 

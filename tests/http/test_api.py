@@ -265,6 +265,7 @@ async def test_a_burst_of_hostile_requests_gets_4xx_and_writes_nothing(api: Api)
         ("POST", "/commands/PlaceOrder", {"content": b"{" * 10_000}),
         ("POST", "/commands/PlaceOrder", {"content": b"x" * (2 << 20)}),
         ("POST", "/commands/PlaceOrder", {"json": place("\x00evil")}),
+        ("POST", "/commands/PlaceOrder", {"json": place("sku", lines=[{**BOOK, "sku": "\x9a«"}])}),
         ("POST", "/commands/PlaceOrder", {"json": place("o" * 10_000)}),
         (
             "POST",

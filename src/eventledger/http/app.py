@@ -95,16 +95,44 @@ def create_app(
             "5XX": {"model": problems.Problem, "description": "A problem on the server"},
         },
     )
+    _describe_problems(app)
     app.state.keepalive_seconds = keepalive_seconds
     app.state.application = application
     problems.install(app)
     add_write_routes(app, application)
+    add_live_routes(app)  # before /events/{event_id}, which would take "live" for an id
     add_read_routes(app)
-    add_live_routes(app)
     add_operation_routes(app)
     _add_health(app)
     app.add_middleware(LimitBody, max_bytes=max_body_bytes)
     return app
+
+
+def _describe_problems(app: FastAPI) -> None:
+    """Document every error answer as what it is: problem details, not FastAPI's own
+    validation error shape."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            problem = {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for status, response in operation.get("responses", {}).items():
+                        if not str(status).startswith("2"):
+                            response["content"] = problem
+                            if str(status) == "422":
+                                response["description"] = "The request is not valid"
+            components = schema.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def service_of(request: Request) -> Service:
