@@ -28,28 +28,38 @@ handlers = CommandHandlers()
 
 
 class PlaceOrder(Command):
+    """Place an order for a customer: its lines, with quantities and unit prices."""
+
     order_id: Id
     customer_id: Id
     lines: list[OrderLine] = pydantic.Field(min_length=1, max_length=100)
 
 
 class PayOrder(Command):
+    """Pay an order: the amount must be its total, once, while it is created."""
+
     order_id: Id
     amount: Money
     payment_id: Id
 
 
 class ShipOrder(Command):
+    """Ship a paid order; its reserved units leave the warehouse with it."""
+
     order_id: Id
     carrier: str = pydantic.Field(min_length=1, max_length=64)
     tracking_number: str = pydantic.Field(min_length=1, max_length=64)
 
 
 class DeliverOrder(Command):
+    """Record that a shipped order arrived."""
+
     order_id: Id
 
 
 class CancelOrder(Command):
+    """Cancel an order before it ships (a paid one records the refund due)."""
+
     order_id: Id
     reason: str = pydantic.Field(min_length=1, max_length=200)
 
@@ -62,16 +72,22 @@ class StockLine(pydantic.BaseModel):
 
 
 class AddStock(Command):
+    """Add units of a SKU to the warehouse."""
+
     sku: Sku
     quantity: int = pydantic.Field(gt=0, le=1_000_000)
 
 
 class ReserveStock(Command):
+    """Reserve units for an order: all of its lines, or none."""
+
     order_id: Id
     lines: list[StockLine] = pydantic.Field(min_length=1, max_length=100)
 
 
 class ReleaseStock(Command):
+    """Give an order's reserved units back (what is not reserved is left alone)."""
+
     order_id: Id
     skus: list[Sku] = pydantic.Field(min_length=1, max_length=100)
 

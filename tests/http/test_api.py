@@ -157,7 +157,9 @@ async def test_the_global_feed_pages_in_order(api: Api) -> None:
     positions = [e["position"] for e in first["items"] + rest["items"]]
     assert positions == sorted(positions)
     assert len(positions) == 5
-    assert rest["next_after"] is None
+    assert rest["next_after"] is None  # nothing follows: no empty page to fetch
+    exact = (await api.get("/events?limit=5")).json()
+    assert exact["next_after"] is None
     event = first["items"][0]
     assert (await api.get(f"/events/{event['id']}")).json() == event
     chain = (await api.get(f"/events/{event['id']}/chain")).json()
@@ -294,6 +296,12 @@ async def test_a_burst_of_hostile_requests_gets_4xx_and_writes_nothing(api: Api)
             response.text,
         )
         assert response.headers["content-type"] == "application/problem+json", path
+    form = await api.client.post(
+        "/commands/AddStock",
+        content=b"sku=BOOK&quantity=1",
+        headers={**writer, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert "JSON" in assert_problem(form, 415, "unsupported-media-type")["detail"]
     too_big = await api.client.post(
         "/commands/PlaceOrder", content=b"x" * (2 << 20), headers=writer
     )
@@ -304,8 +312,13 @@ async def test_a_burst_of_hostile_requests_gets_4xx_and_writes_nothing(api: Api)
 async def test_openapi_and_interactive_docs_are_served(api: Api) -> None:
     schema = (await api.client.get("/openapi.json")).json()
     assert "/commands/PlaceOrder" in schema["paths"]
-    body = schema["paths"]["/commands/PlaceOrder"]["post"]["requestBody"]
-    assert body["required"] is True
+    place_order = schema["paths"]["/commands/PlaceOrder"]["post"]
+    assert place_order["requestBody"]["required"] is True
+    assert place_order["description"].startswith("Place an order for a customer")
+    assert place_order["security"] == [{"apiKey": []}]
+    assert "application/problem+json" in place_order["responses"]["422"]["content"]
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert "security" not in schema["paths"]["/healthz"]["get"]
     docs = await api.client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()

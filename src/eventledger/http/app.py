@@ -95,7 +95,7 @@ def create_app(
             "5XX": {"model": problems.Problem, "description": "A problem on the server"},
         },
     )
-    _describe_problems(app)
+    _describe_problems(app, secured=not allow_anonymous)
     app.state.keepalive_seconds = keepalive_seconds
     app.state.application = application
     problems.install(app)
@@ -108,9 +108,12 @@ def create_app(
     return app
 
 
-def _describe_problems(app: FastAPI) -> None:
-    """Document every error answer as what it is: problem details, not FastAPI's own
-    validation error shape."""
+OPEN_ROUTES = {"/healthz", "/readyz"}
+
+
+def _describe_problems(app: FastAPI, *, secured: bool) -> None:
+    """Document every error answer as what it is (problem details, not FastAPI's own
+    validation error shape), and the API key every other route needs."""
     default = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -119,8 +122,18 @@ def _describe_problems(app: FastAPI) -> None:
             problem = {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
             }
-            for operations in schema.get("paths", {}).values():
+            if secured:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "apiKey": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "an eventledger API key: el_<id>_<secret>",
+                    }
+                }
+            for path, operations in schema.get("paths", {}).items():
                 for operation in operations.values():
+                    if secured and path not in OPEN_ROUTES:
+                        operation["security"] = [{"apiKey": []}]
                     for status, response in operation.get("responses", {}).items():
                         if not str(status).startswith("2"):
                             response["content"] = problem

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from eventledger.records import RecordedEvent
 from eventledger.stores.base import EventStore
 
 PAGE = 500
+POLL_SECONDS = 0.5
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")
 
 
@@ -107,6 +109,7 @@ async def _feed(
     closing: asyncio.Event = request.app.state.closing
     yield b"retry: 2000\n\n"
     cursor = after
+    quiet_since = time.monotonic()
     while not closing.is_set():
         since = store.append_generation
         count = 0
@@ -117,11 +120,17 @@ async def _feed(
                 categories is None or event.category in categories
             ):
                 yield frame(event)
+                quiet_since = time.monotonic()
         if count == PAGE:
             continue  # more to catch up on
         if await request.is_disconnected():
             return
-        waiter = asyncio.ensure_future(store.wait_for_appends(since, keepalive))
+        # Appends in this process, and on PostgreSQL in others, wake the feed at once;
+        # appends by another process to a SQLite file are found by looking again soon.
+        until_keepalive = max(0.0, keepalive - (time.monotonic() - quiet_since))
+        waiter = asyncio.ensure_future(
+            store.wait_for_appends(since, min(POLL_SECONDS, until_keepalive))
+        )
         stopper = asyncio.ensure_future(closing.wait())
         try:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -129,8 +138,9 @@ async def _feed(
             stopper.cancel()
             if not waiter.done():
                 waiter.cancel()
-        if waiter.done() and not waiter.cancelled() and waiter.result() is False:
+        if time.monotonic() - quiet_since >= keepalive:
             yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
 
 
 async def close_feeds(app: Any) -> None:

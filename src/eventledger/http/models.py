@@ -30,7 +30,7 @@ class EventOut(pydantic.BaseModel):
 class EventPage(pydantic.BaseModel):
     items: list[EventOut]
     next_after: int | None = pydantic.Field(
-        description="pass as `after` for the next page; null when this page is the last"
+        description="pass as `after` for the next page; null when there is nothing more now"
     )
 
 
@@ -52,7 +52,9 @@ class StreamOut(pydantic.BaseModel):
 
 class StreamPage(pydantic.BaseModel):
     items: list[StreamOut]
-    next_after: str | None
+    next_after: str | None = pydantic.Field(
+        description="pass as `after` for the next page; null when there is nothing more"
+    )
 
 
 class StateOut(pydantic.BaseModel):

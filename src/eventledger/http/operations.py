@@ -24,6 +24,7 @@ log = logging.getLogger("eventledger.http")
 READ = Depends(require("read"))
 ADMIN = Depends(require("admin"))
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Not possible for this kind of projection"},
     404: {"model": Problem, "description": "No such projection, dead letter or instance"},
     409: {"model": Problem, "description": "Not possible in the current state"},
 }
@@ -82,8 +83,13 @@ def add_routes(app: FastAPI) -> None:
         task = asyncio.ensure_future(runner.rebuild(name))
         task.add_done_callback(lambda t: _log_outcome(name, t))
         running[name] = task
-        await asyncio.sleep(0)  # let it start, so the status shows it
-        (after,) = await runner.status(name)
+        for _attempt in range(100):  # answer once the worker started it, so the status shows it
+            (after,) = await runner.status(name)
+            if after.rebuild is not None or after.generation != current.generation:
+                break
+            if task.done():
+                task.result()  # it failed at once: say why
+            await asyncio.sleep(0.01)
         return JSON(models.status_json(after), status_code=202)
 
     @app.post(

@@ -42,12 +42,14 @@ def add_routes(app: FastAPI) -> None:
         _: Principal = READ,
     ) -> Response:
         streams = await service_of(request).store.list_streams(
-            prefix=prefix, after=after, limit=limit
+            prefix=prefix, after=after, limit=limit + 1
         )
+        more = len(streams) > limit
+        streams = streams[:limit]
         return JSON(
             {
                 "items": [models.stream_json(s) for s in streams],
-                "next_after": streams[-1].stream_id if len(streams) == limit else None,
+                "next_after": streams[-1].stream_id if more else None,
             }
         )
 
@@ -69,6 +71,8 @@ def add_routes(app: FastAPI) -> None:
     ) -> Response:
         service = service_of(request)
         aggregate_type, aggregate_id = service.application.aggregate_for(stream_id)
+        if version is not None and at is not None:
+            raise InvalidInput("give version or at, not both")
         if at is not None and at.tzinfo is None:
             raise InvalidInput("at needs a time zone, e.g. 2026-11-23T12:00:00Z")
         aggregate = await service.bus.repository(aggregate_type).load(
@@ -140,11 +144,13 @@ def add_routes(app: FastAPI) -> None:
         if since is not None and since.tzinfo is None:
             raise InvalidInput("since needs a time zone, e.g. 2026-11-23T12:00:00Z")
         store = service_of(request).store
-        events = [e async for e in store.read_all(after=after, limit=limit, since=since)]
+        events = [e async for e in store.read_all(after=after, limit=limit + 1, since=since)]
+        more = len(events) > limit
+        events = events[:limit]
         return JSON(
             {
                 "items": [models.event_json(e) for e in events],
-                "next_after": events[-1].position if len(events) == limit else None,
+                "next_after": events[-1].position if more else None,
             }
         )
 

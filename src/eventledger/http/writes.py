@@ -14,12 +14,13 @@ from eventledger.errors import NotFound, UnknownCommand
 from eventledger.failures import ProjectionFailed
 from eventledger.http import models
 from eventledger.http.auth import Principal, require
-from eventledger.http.problems import Problem
+from eventledger.http.problems import HttpProblem, Problem
 from eventledger.projections.runner import ProjectionTimeout
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "Unknown command, aggregate or read model"},
     409: {"model": Problem, "description": "A business rule refused it, or a conflict"},
+    415: {"model": Problem, "description": "The body is not JSON"},
     422: {"model": Problem, "description": "The command is not valid (each field named)"},
 }
 
@@ -36,7 +37,7 @@ def add_routes(app: FastAPI, application: Application) -> None:
             methods=["POST"],
             tags=["commands"],
             summary=f"Send {name}",
-            description=inspect.getdoc(command_type) or None,
+            description=_doc(command_type),
             response_model=models.CommandResultOut,
             responses={
                 202: {
@@ -62,7 +63,7 @@ def add_routes(app: FastAPI, application: Application) -> None:
                 {
                     "name": name,
                     "path": f"/commands/{name}",
-                    "description": inspect.getdoc(command_type),
+                    "description": _doc(command_type),
                 }
                 for name, command_type in sorted(commands.items())
             ]
@@ -79,6 +80,24 @@ def add_routes(app: FastAPI, application: Application) -> None:
         raise UnknownCommand(f"no command named {name!r}; known: {known}")
 
 
+def _doc(command_type: type[Command]) -> str | None:
+    """The command class's own docstring (not the base class's)."""
+    own = command_type.__dict__.get("__doc__")
+    return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
+
+
+async def json_body(request: Request) -> None:
+    """Commands are JSON: say so plainly when a body is something else."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise HttpProblem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"a command is sent as JSON (Content-Type: application/json), not {kind!r:.80}",
+        )
+
+
 def _endpoint(name: str, command_type: type[Command]) -> Any:
     from eventledger.http.app import JSON, service_of
 
@@ -86,6 +105,7 @@ def _endpoint(name: str, command_type: type[Command]) -> Any:
         request: Request,
         command: Any,
         principal: Principal = Depends(require("write")),
+        _: None = Depends(json_body),
         idempotency_key: str | None = Header(
             None,
             alias="Idempotency-Key",
