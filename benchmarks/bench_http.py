@@ -53,12 +53,12 @@ from typing import IO, Any
 
 import asyncpg
 import httpx
-from examples.orders.commands import AddStock, PlaceOrder, handlers
-from examples.orders.domain import Order, OrderLine
-from examples.orders.stock import StockItem
 
 from benchmarks.bench_store import postgres_url
 from eventledger import Application
+from eventledger.examples.orders.commands import AddStock, PlaceOrder, handlers
+from eventledger.examples.orders.domain import Order, OrderLine
+from eventledger.examples.orders.stock import StockItem
 from eventledger.stores.postgres import split_url
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,6 +32,6 @@ def test_the_page_runs(page: Path, tmp_path: Path) -> None:
         text=True,
         check=False,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the docs use examples/
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the docs run beside the checkout
     )
     assert done.returncode == 0, f"{page.name} failed:\n{done.stdout}\n{done.stderr}"

@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pydantic
 import pytest
-from examples.orders.domain import Order, OrderLine, OrderPaid, OrderStatus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,7 @@ from eventledger import (
     applies,
     message_context,
 )
+from eventledger.examples.orders.domain import Order, OrderLine, OrderPaid, OrderStatus
 
 LINES = [OrderLine(sku="A", quantity=2, unit_price=Decimal("5.00"))]
 

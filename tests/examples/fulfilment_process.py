@@ -10,10 +10,9 @@ import asyncio
 import sys
 from datetime import timedelta
 
-from examples.orders.commands import handlers
-from examples.orders.fulfilment import OrderFulfilment
-
 from eventledger import CommandBus, open_store
+from eventledger.examples.orders.commands import handlers
+from eventledger.examples.orders.fulfilment import OrderFulfilment
 from eventledger.projections import ProjectionRunner
 
 

@@ -12,11 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from examples.orders.commands import AddStock, PlaceOrder, handlers
-from examples.orders.domain import Order, OrderLine, OrderStatus
-from examples.orders.stock import StockItem
 
 from eventledger import CommandBus, Repository, open_store
+from eventledger.examples.orders.commands import AddStock, PlaceOrder, handlers
+from eventledger.examples.orders.domain import Order, OrderLine, OrderStatus
+from eventledger.examples.orders.stock import StockItem
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 1.5  # seconds to pay

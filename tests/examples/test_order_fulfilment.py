@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
-from examples.orders.commands import (
+
+from eventledger import (
+    CommandBus,
+    EventStore,
+    Repository,
+    causal_chain,
+    open_store,
+)
+from eventledger.examples.orders.commands import (
     AddStock,
     CancelOrder,
     DeliverOrder,
@@ -22,17 +30,15 @@ from examples.orders.commands import (
     StockLine,
     handlers,
 )
-from examples.orders.domain import Order, OrderCreated, OrderLine, OrderPaid, OrderStatus
-from examples.orders.fulfilment import OrderFulfilment
-from examples.orders.stock import StockItem
-
-from eventledger import (
-    CommandBus,
-    EventStore,
-    Repository,
-    causal_chain,
-    open_store,
+from eventledger.examples.orders.domain import (
+    Order,
+    OrderCreated,
+    OrderLine,
+    OrderPaid,
+    OrderStatus,
 )
+from eventledger.examples.orders.fulfilment import OrderFulfilment
+from eventledger.examples.orders.stock import StockItem
 from eventledger.process import Process, ProcessManager, on, starts
 from eventledger.projections import OnFailure, ProjectionRunner, RetryPolicy
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from examples.orders.domain import (
+
+from eventledger.examples.orders.domain import (
     EmptyOrder,
     InvalidTransition,
     Order,
@@ -19,7 +20,6 @@ from examples.orders.domain import (
     OrderStatus,
     WrongAmount,
 )
-
 from eventledger.testing import given
 
 LINES = [

@@ -13,14 +13,18 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from examples.orders.commands import handlers
-from examples.orders.domain import Order, OrderCreated
-from examples.orders.fulfilment import OrderFulfilment
-from examples.orders.read_models import CustomerOrders, DailySales, OrderList
-from examples.orders.stock import StockItem
 from fastapi import FastAPI
 
 from eventledger import ApiKeys, Application, EventStore, open_store
+from eventledger.examples.orders.commands import handlers
+from eventledger.examples.orders.domain import Order, OrderCreated
+from eventledger.examples.orders.fulfilment import OrderFulfilment
+from eventledger.examples.orders.read_models import (
+    CustomerOrders,
+    DailySales,
+    OrderList,
+)
+from eventledger.examples.orders.stock import StockItem
 from eventledger.http import create_app
 from eventledger.projections import Context, DocumentProjection, RetryPolicy, on
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from examples.orders.app import application
 
 from eventledger import ApiKeys, open_store
+from eventledger.examples.orders.app import application
 from eventledger.http import create_app
 from tests.http.conftest import serve
 

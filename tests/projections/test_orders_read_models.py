@@ -5,10 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from examples.orders.domain import Order, OrderLine
-from examples.orders.read_models import CustomerOrders, DailySales, OrderList
 
 from eventledger import EventStore, InvalidInput, Repository
+from eventledger.examples.orders.domain import Order, OrderLine
+from eventledger.examples.orders.read_models import (
+    CustomerOrders,
+    DailySales,
+    OrderList,
+)
 from eventledger.projections import ProjectionRunner, Range
 
 BOOK = OrderLine(sku="BOOK", quantity=2, unit_price=Decimal("12.50"))

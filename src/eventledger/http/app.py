@@ -8,7 +8,7 @@ long as it is served (``uvicorn module:app``, or ``eventledger serve``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,12 +53,14 @@ def create_app(
     run_projections: bool = True,
     max_body_bytes: int = 1 << 20,
     keepalive_seconds: float = 15.0,
+    on_start: Callable[[Service], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The app serving `application` on `store` (a URL, or an open store).
 
     Callers authenticate with API keys kept in the store unless another
     `authenticator` is given. ``allow_anonymous=True`` serves everyone with
     every scope: for local development only (a warning says so at start).
+    `on_start` runs once the service is up, before the first request is served.
     """
     if authenticator is not None and allow_anonymous:
         raise InvalidInput("give an authenticator or allow anonymous access, not both")
@@ -79,6 +81,8 @@ def create_app(
         else:
             app.state.authenticator = authenticator or ApiKeyAuthenticator(ApiKeys(service.store))
         try:
+            if on_start is not None:
+                await on_start(service)
             yield
         finally:
             await close_feeds(app)

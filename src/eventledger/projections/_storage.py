@@ -77,6 +77,10 @@ class ReadSideStorage(abc.ABC):
     @abc.abstractmethod
     async def get_checkpoint(self, name: str) -> int | None: ...
     @abc.abstractmethod
+    async def checkpoints(self) -> dict[str, int]:
+        """Every checkpoint by name (shadow copies of rebuilds are named ``name@N``)."""
+
+    @abc.abstractmethod
     async def set_checkpoint(self, tx: StoreTransaction, name: str, position: int) -> None: ...
     @abc.abstractmethod
     async def delete_checkpoint(self, tx: StoreTransaction, name: str) -> None: ...
@@ -197,6 +201,10 @@ class SqlStorage(ReadSideStorage, SqlDialect):
             f"SELECT position FROM {self.t('checkpoints')} WHERE name = {self.p(1)}", name
         )
         return int(rows[0][0]) if rows else None
+
+    async def checkpoints(self) -> dict[str, int]:
+        rows = await self.store.fetch(f"SELECT name, position FROM {self.t('checkpoints')}")
+        return {str(row[0]): int(row[1]) for row in rows}
 
     async def set_checkpoint(self, tx: StoreTransaction, name: str, position: int) -> None:
         await tx.execute(
@@ -559,6 +567,10 @@ class MemoryStorage(ReadSideStorage):
     async def get_checkpoint(self, name: str) -> int | None:
         with self.log.lock:
             return self.log.checkpoints.get(name)
+
+    async def checkpoints(self) -> dict[str, int]:
+        with self.log.lock:
+            return dict(self.log.checkpoints)
 
     async def set_checkpoint(self, tx: StoreTransaction, name: str, position: int) -> None:
         self._tx(tx).defer(lambda: self.log.checkpoints.__setitem__(name, position))

@@ -13,8 +13,8 @@ from typing import Annotated
 import pydantic
 
 from eventledger import Command, CommandContext, CommandHandlers
-from examples.orders.domain import Money, Order, OrderLine, Sku
-from examples.orders.stock import StockItem
+from eventledger.examples.orders.domain import Money, Order, OrderLine, Sku
+from eventledger.examples.orders.stock import StockItem
 
 Id = Annotated[
     str,

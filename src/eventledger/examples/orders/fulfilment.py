@@ -15,15 +15,20 @@ from typing import Any, ClassVar
 import pydantic
 
 from eventledger import Command
-from eventledger.process import Process, ProcessManager, ends, on, on_timeout, starts
-from examples.orders.commands import (
+from eventledger.examples.orders.commands import (
     CancelOrder,
     ReleaseStock,
     ReserveStock,
     ShipOrder,
     StockLine,
 )
-from examples.orders.domain import OrderCancelled, OrderCreated, OrderDelivered, OrderPaid
+from eventledger.examples.orders.domain import (
+    OrderCancelled,
+    OrderCreated,
+    OrderDelivered,
+    OrderPaid,
+)
+from eventledger.process import Process, ProcessManager, ends, on, on_timeout, starts
 
 
 class FulfilmentState(pydantic.BaseModel):

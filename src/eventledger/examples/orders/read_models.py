@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from eventledger.projections import Context, DocumentProjection, From, SqlProjection, on
-from eventledger.records import RecordedEvent
-from examples.orders.domain import (
+from eventledger.examples.orders.domain import (
     OrderCancelled,
     OrderCreated,
     OrderDelivered,
     OrderPaid,
     OrderShipped,
 )
+from eventledger.projections import Context, DocumentProjection, From, SqlProjection, on
+from eventledger.records import RecordedEvent
 
 
 class OrderList(DocumentProjection):

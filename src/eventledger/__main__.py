@@ -1,0 +1,5 @@
+"""``python -m eventledger``: the command line."""
+
+from eventledger.cli import main
+
+main()

@@ -1,0 +1,495 @@
+"""Operating the read side and access: projections, the dead-letter queue, API keys.
+
+Rebuilds, resets and retries run the projection's code, so they need the
+application (``--app``) and must run where the projection runs: in this
+process when nothing else runs it, or in the server that does (``--server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from eventledger.cli import _config, app, app_option, json_option, opened, run, store_option
+from eventledger.cli._output import Output
+from eventledger.commands import CommandBus
+from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
+from eventledger.keys import SCOPES, ApiKeys
+from eventledger.projections import ProjectionRunner
+from eventledger.projections._storage import storage_for
+from eventledger.stores.base import EventStore
+
+projections = typer.Typer(help="Projections and processes: status, rebuild, reset.")
+dlq = typer.Typer(help="The dead-letter queue: events a handler kept failing on.")
+keys = typer.Typer(help="API keys for the HTTP server.")
+app.add_typer(projections, name="projections", no_args_is_help=True)
+app.add_typer(dlq, name="dlq", no_args_is_help=True)
+app.add_typer(keys, name="keys", no_args_is_help=True)
+
+
+def server_option() -> Any:
+    return typer.Option(
+        None,
+        "--server",
+        help="Ask the server that runs it (its URL) instead of running it here.",
+    )
+
+
+def key_option() -> Any:
+    return typer.Option(
+        None, "--key", envvar="EVENTLEDGER_KEY", help="An admin API key for --server."
+    )
+
+
+# --- projections ----------------------------------------------------------------------------
+
+
+@projections.command("status")
+def projections_status(
+    store: str | None = store_option(),
+    app_ref: str | None = app_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Each projection's position, lag, runner and parked events.
+
+    Example: eventledger projections status
+    """
+    out = Output(as_json)
+
+    async def work() -> None:
+        opened_store, configured_app = await opened(store)
+        async with opened_store:
+            storage = storage_for(opened_store)
+            checkpoints = await storage.checkpoints()
+            names = [n for n in checkpoints if "@" not in n]
+            reference = app_ref or configured_app
+            if reference:
+                application = _config.load_application(reference)
+                names = [p.name for p in application.make_projections()] + [
+                    n for n in names if n not in {p.name for p in application.make_projections()}
+                ]
+            head = await opened_store.head_position()
+            rows: list[dict[str, Any]] = []
+            for name in names:
+                position = checkpoints.get(name, 0)
+                behind = await opened_store.count_events(after=position, limit=10_000_000)
+                owner = await storage.lease_owner(name)
+                parked = await storage.dead_letters(name, "parked")
+                rebuilding = [n for n in checkpoints if n.startswith(f"{name}@")]
+                rows.append(
+                    {
+                        "name": name,
+                        "position": position,
+                        "behind": behind,
+                        "running_in": owner,
+                        "parked": len(parked),
+                        "last_error": parked[-1].error if parked else None,
+                        "rebuilding": bool(rebuilding),
+                    }
+                )
+        out.table(
+            ["projection", "position", "behind", "running in", "parked", "last error"],
+            [
+                (
+                    r["name"] + (" (rebuilding)" if r["rebuilding"] else ""),
+                    r["position"],
+                    r["behind"],
+                    r["running_in"] or "nowhere",
+                    r["parked"],
+                    (r["last_error"] or "")[:80],
+                )
+                for r in rows
+            ],
+            records={"head_position": head, "projections": rows},
+        )
+
+    run(work, out)
+
+
+@projections.command("rebuild")
+def projections_rebuild(
+    name: str = typer.Argument(..., help="The projection."),
+    store: str | None = store_option(),
+    app_ref: str | None = app_option(),
+    server: str | None = server_option(),
+    key: str | None = key_option(),
+) -> None:
+    """Rebuild a read model into a fresh copy, then switch queries to it.
+
+    Queries keep the old copy until the new one caught up. Shows progress on a terminal.
+
+    Example: eventledger projections rebuild order_list
+    """
+    out = Output(False)
+
+    async def work() -> None:
+        if server:
+            serving = _http(server, key, "GET", f"/projections/{name}")
+            _http(server, key, "POST", f"/projections/{name}/rebuild")
+            await _follow(
+                out,
+                lambda: _http(server, key, "GET", f"/projections/{name}"),
+                serving["generation"],
+            )
+            return
+        async with _local_runner(store, app_ref, name) as runner:
+            (before,) = await runner.status(name)
+            task = asyncio.ensure_future(runner.rebuild(name))
+
+            async def status() -> dict[str, Any]:
+                (current,) = await runner.status(name)
+                progress = current.rebuild
+                return {
+                    "generation": current.generation,
+                    "rebuild": None
+                    if progress is None
+                    else {
+                        "events_done": progress.events_done,
+                        "events_total": progress.events_total,
+                        "events_per_second": progress.events_per_second,
+                    },
+                }
+
+            await _follow(out, status, before.generation, task)
+            await task
+
+    run(work, out)
+
+
+@projections.command("reset")
+def projections_reset(
+    name: str = typer.Argument(..., help="The projection."),
+    store: str | None = store_option(),
+    app_ref: str | None = app_option(),
+    server: str | None = server_option(),
+    key: str | None = key_option(),
+) -> None:
+    """Empty a read model and fill it again from the first event.
+
+    Example: eventledger projections reset customer_orders
+    """
+    out = Output(False)
+
+    async def work() -> None:
+        if server:
+            _http(server, key, "POST", f"/projections/{name}/reset")
+        else:
+            async with _local_runner(store, app_ref, name) as runner:
+                await runner.reset(name)
+        out.line(f"reset {name}: it fills again from the first event")
+
+    run(work, out)
+
+
+async def _follow(
+    out: Output, status: Any, generation: int, task: asyncio.Future[None] | None = None
+) -> None:
+    """Show a rebuild's progress until the new generation serves queries."""
+    started = time.monotonic()
+    bar = Progress(
+        TextColumn("rebuilding"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+        TextColumn("{task.fields[rate]:,.0f} events/s"),
+        TimeRemainingColumn(),
+        console=out.console,
+        disable=not out.terminal,
+    )
+    with bar:
+        shown = bar.add_task("rebuild", total=None, rate=0.0)
+        while True:
+            current = await _call(status)
+            progress = current.get("rebuild")
+            if progress:
+                bar.update(
+                    shown,
+                    completed=progress["events_done"],
+                    total=max(progress["events_total"], 1),
+                    rate=progress["events_per_second"],
+                )
+            if current["generation"] != generation and not progress:
+                break
+            if task is not None and task.done():
+                task.result()
+                break
+            await asyncio.sleep(0.1)
+    final = await _call(status)
+    out.line(
+        f"rebuilt: generation {final['generation']} serves queries"
+        f" ({time.monotonic() - started:.1f} s)"
+    )
+
+
+async def _call(function: Any) -> dict[str, Any]:
+    result = function()
+    if asyncio.iscoroutine(result):
+        result = await result
+    found: dict[str, Any] = result
+    return found
+
+
+class _local_runner:
+    """Run one projection in this process for an operation, if no other process runs it."""
+
+    def __init__(self, store: str | None, app_ref: str | None, name: str) -> None:
+        self.store_url = store
+        self.app_ref = app_ref
+        self.name = name
+        self.store: EventStore | None = None
+        self.runner: ProjectionRunner | None = None
+
+    async def __aenter__(self) -> ProjectionRunner:
+        self.store, configured = await opened(self.store_url)
+        application = _config.load_application(self.app_ref or configured)
+        found = [p for p in application.make_projections() if p.name == self.name]
+        if not found:
+            known = ", ".join(p.name for p in application.make_projections())
+            await self.store.close()
+            raise NotFound(f"{application.name} has no projection {self.name!r}; known: {known}")
+        owner = await storage_for(self.store).lease_owner(self.name)
+        if owner is not None:
+            await self.store.close()
+            raise OperationalError(
+                f"{self.name} is run by {owner} right now; stop it there, or ask it with"
+                " --server http://<host>:<port>"
+            )
+        bus = CommandBus(self.store, application.handlers, registry=application.registry)
+        self.runner = ProjectionRunner(self.store, found, commands=bus)
+        await self.runner.start()
+        return self.runner
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        if self.store is not None:
+            await self.store.close()
+
+
+def _http(server: str, key: str | None, method: str, path: str) -> dict[str, Any]:
+    """Call the server's HTTP API; a problem answer becomes an error naming its detail."""
+    request = urllib.request.Request(  # noqa: S310 - the user's own server URL
+        server.rstrip("/") + path,
+        method=method,
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            body: dict[str, Any] = json.loads(response.read() or b"{}")
+            return body
+    except urllib.error.HTTPError as error:
+        try:
+            detail = json.loads(error.read()).get("detail", error.reason)
+        except ValueError:
+            detail = error.reason
+        raise EventLedgerError(f"{server} answered {error.code}: {detail}") from None
+    except urllib.error.URLError as error:
+        raise OperationalError(f"cannot reach {server}: {error.reason}") from None
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+@dlq.command("list")
+def dlq_list(
+    projection: str | None = typer.Option(None, "--projection", help="Only this one's."),
+    store: str | None = store_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """List events parked after their handler kept failing.
+
+    Example: eventledger dlq list --projection order_list
+    """
+    out = Output(as_json)
+
+    async def work() -> None:
+        opened_store, _ = await opened(store)
+        async with opened_store:
+            letters = await storage_for(opened_store).dead_letters(projection, "parked")
+        out.table(
+            ["id", "projection", "position", "event", "stream", "attempts", "error"],
+            [
+                (
+                    letter.id,
+                    letter.subscription,
+                    letter.position,
+                    letter.event_type,
+                    letter.stream_id,
+                    letter.attempts,
+                    letter.error[:100],
+                )
+                for letter in letters
+            ],
+            records=[
+                {
+                    "id": letter.id,
+                    "projection": letter.subscription,
+                    "position": letter.position,
+                    "event_id": str(letter.event_id),
+                    "event_type": letter.event_type,
+                    "stream_id": letter.stream_id,
+                    "attempts": letter.attempts,
+                    "error": letter.error,
+                    "traceback": letter.traceback,
+                    "parked_at": letter.parked_at.isoformat(),
+                }
+                for letter in letters
+            ],
+        )
+
+    run(work, out)
+
+
+def _resolve(
+    action: str,
+    letter_id: int,
+    store: str | None,
+    app_ref: str | None,
+    server: str | None,
+    key: str | None,
+    out: Output,
+) -> None:
+    async def work() -> None:
+        if server:
+            _http(server, key, "POST", f"/dead-letters/{letter_id}/{action}")
+        else:
+            opened_store, _ = await opened(store)
+            async with opened_store:
+                letter = await storage_for(opened_store).dead_letter(letter_id)
+            if letter is None:
+                raise NotFound(f"no dead letter {letter_id}")
+            if letter.status != "parked":
+                raise InvalidInput(f"dead letter {letter_id} is {letter.status} already")
+            async with _local_runner(store, app_ref, letter.subscription) as runner:
+                if action == "retry":
+                    await runner.retry(letter.subscription, letter_id)
+                else:
+                    await runner.skip(letter.subscription, letter_id)
+        out.line(f"dead letter {letter_id}: {'retried' if action == 'retry' else 'skipped'}")
+
+    run(work, out)
+
+
+@dlq.command("retry")
+def dlq_retry(
+    letter_id: int = typer.Argument(..., help="The dead letter's id (see dlq list)."),
+    store: str | None = store_option(),
+    app_ref: str | None = app_option(),
+    server: str | None = server_option(),
+    key: str | None = key_option(),
+) -> None:
+    """Handle a parked event again (after a fix).
+
+    Example: eventledger dlq retry 3 --server http://127.0.0.1:8000 --key $EVENTLEDGER_KEY
+    """
+    _resolve("retry", letter_id, store, app_ref, server, key, Output(False))
+
+
+@dlq.command("skip")
+def dlq_skip(
+    letter_id: int = typer.Argument(..., help="The dead letter's id (see dlq list)."),
+    store: str | None = store_option(),
+    app_ref: str | None = app_option(),
+    server: str | None = server_option(),
+    key: str | None = key_option(),
+) -> None:
+    """Give up on a parked event; its projection goes on after it.
+
+    Example: eventledger dlq skip 3
+    """
+    _resolve("skip", letter_id, store, app_ref, server, key, Output(False))
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@keys.command("create")
+def keys_create(
+    owner: str = typer.Argument(..., help="Who uses it; the actor of what it does."),
+    scope: list[str] = typer.Option(
+        ["read"], "--scope", help=f"One of {', '.join(SCOPES)}; repeat for several."
+    ),
+    store: str | None = store_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Make an API key. The key is shown once: only its hash is stored.
+
+    Example: eventledger keys create service:checkout --scope read --scope write
+    """
+    out = Output(as_json)
+
+    async def work() -> None:
+        opened_store, _ = await opened(store, must_exist=False)
+        async with opened_store:
+            made, secret = await ApiKeys(opened_store).create(owner, scope)
+        if out.as_json:
+            out.json(
+                {"id": made.id, "owner": made.owner, "scopes": sorted(made.scopes), "key": secret}
+            )
+            return
+        out.line(secret)
+        out.note(
+            f"key {made.id} for {made.owner} ({', '.join(sorted(made.scopes))});"
+            " this is the only time it is shown"
+        )
+
+    run(work, out)
+
+
+@keys.command("list")
+def keys_list(
+    revoked: bool = typer.Option(False, "--revoked", help="Show revoked keys too."),
+    store: str | None = store_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """List API keys (never the secrets).
+
+    Example: eventledger keys list --revoked
+    """
+    out = Output(as_json)
+
+    async def work() -> None:
+        opened_store, _ = await opened(store)
+        async with opened_store:
+            found = await ApiKeys(opened_store).list(include_revoked=revoked)
+        out.table(
+            ["id", "owner", "scopes", "created", "revoked"],
+            [
+                (
+                    k.id,
+                    k.owner,
+                    " ".join(sorted(k.scopes)),
+                    k.created_at.isoformat(timespec="seconds"),
+                    k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+                )
+                for k in found
+            ],
+        )
+
+    run(work, out)
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key's id (or the whole key)."),
+    store: str | None = store_option(),
+) -> None:
+    """Revoke an API key; servers refuse it within seconds.
+
+    Example: eventledger keys revoke 3f2a9c1e0b7d4a55
+    """
+    out = Output(False)
+
+    async def work() -> None:
+        opened_store, _ = await opened(store)
+        async with opened_store:
+            revoked = await ApiKeys(opened_store).revoke(key_id)
+        out.line(f"revoked key {revoked.id} of {revoked.owner}")
+
+    run(work, out)
