@@ -66,6 +66,15 @@ def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store several processes can open at once: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/events.db"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
 @pytest_asyncio.fixture
 async def any_store(any_store_url: str) -> AsyncIterator[EventStore]:
     store = await open_store(any_store_url)

@@ -88,6 +88,21 @@ class RecordedEvent(NamedTuple):
         """The stream's category: its id up to the first ``-`` (``Order-12`` → ``Order``)."""
         return stream_category(self.stream_id)
 
+    def to_json(self) -> dict[str, Any]:
+        """The event as JSON-ready data (what the HTTP API and ``eventledger tail --json``
+        show): the id as text, the time in ISO 8601."""
+        return {
+            "id": str(self.id),
+            "stream_id": self.stream_id,
+            "version": self.version,
+            "position": self.position,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "data": self.data,
+            "metadata": self.metadata,
+            "recorded_at": self.recorded_at.isoformat(),
+        }
+
 
 class AppendResult(NamedTuple):
     """The stream's version after an append and the global position of its last event."""

@@ -3,55 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from eventledger import CommandBus, Repository, open_store
 from eventledger.examples.orders.commands import AddStock, PlaceOrder, handlers
 from eventledger.examples.orders.domain import Order, OrderLine, OrderStatus
 from eventledger.examples.orders.stock import StockItem
+from tests import processes
+from tests.processes import kill
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 1.5  # seconds to pay
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/events.db"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
 def start(url: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "tests.examples.fulfilment_process", url, str(WINDOW)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "started", (
-        process.stderr.read() if process.stderr else ""
-    )
-    return process
-
-
-def kill(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+    return processes.start("tests.examples.fulfilment_process", url, str(WINDOW))
 
 
 async def test_a_deadline_fires_after_the_process_that_set_it_was_killed(

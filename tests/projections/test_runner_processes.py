@@ -5,54 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-
 from eventledger import EventStore, NewEvent, open_store
 from eventledger.projections import ProjectionRunner
 from eventledger.projections._storage import ReadSideStorage, storage_for
+from tests import processes
+from tests.processes import kill
 from tests.projections.runner_process import Applied
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/events.db"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
-
-
 def start(url: str, owner: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "tests.projections.runner_process", url, owner],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "started", (
-        process.stderr.read() if process.stderr else ""
-    )
-    return process
-
-
-def kill(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
+    return processes.start("tests.projections.runner_process", url, owner)
 
 
 async def checkpoint(store: EventStore) -> int:

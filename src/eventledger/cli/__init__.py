@@ -107,12 +107,12 @@ def parse_time(text: str | None, name: str) -> datetime | None:
 def main() -> None:
     """The console script."""
     try:
-        app()
+        app(prog_name="eventledger")  # also under `python -m eventledger`
     except KeyboardInterrupt:  # pragma: no cover - typer handles it in commands
         sys.exit(130)
 
 
 # The commands register themselves on `app`.
-from eventledger.cli import _inspect, _operate, _serve  # noqa: E402
-
-__all__ += ["_inspect", "_operate", "_serve"]
+import eventledger.cli._inspect  # noqa: E402
+import eventledger.cli._operate  # noqa: E402
+import eventledger.cli._serve  # noqa: E402, F401

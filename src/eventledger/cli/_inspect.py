@@ -19,7 +19,6 @@ from eventledger.cli import (
 )
 from eventledger.cli._output import Output
 from eventledger.errors import InvalidInput, NotFound
-from eventledger.records import RecordedEvent
 from eventledger.repository import Repository
 from eventledger.stores import open_store
 
@@ -95,7 +94,7 @@ def show(
                     aggregate = await repository.load(aggregate_id, version=events[-1].version)
                     state = aggregate.model_dump(mode="json")
         if out.as_json:
-            out.json({"stream_id": stream, "events": [_event(e) for e in events], "state": state})
+            out.json({"stream_id": stream, "events": [e.to_json() for e in events], "state": state})
             return
         out.table(
             ["version", "position", "recorded", "type", "data"],
@@ -152,7 +151,7 @@ def tail(
                     ):
                         continue
                     if out.as_json:
-                        out.json(_event(event))
+                        out.json(event.to_json())
                     else:
                         out.line(
                             f"{event.position}  {_time(event.recorded_at)}"
@@ -197,16 +196,3 @@ def _names(text: str | None) -> frozenset[str]:
 
 def _time(moment: Any) -> str:
     return moment.isoformat(timespec="seconds") if moment is not None else ""
-
-
-def _event(event: RecordedEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "position": event.position,
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata,
-        "recorded_at": event.recorded_at.isoformat(),
-    }

@@ -15,7 +15,15 @@ import urllib.request
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from eventledger.cli import _config, app, app_option, json_option, opened, run, store_option
 from eventledger.cli._output import Output
@@ -196,7 +204,7 @@ async def _follow(
     bar = Progress(
         TextColumn("rebuilding"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+        _Counts(),
         TextColumn("{task.fields[rate]:,.0f} events/s"),
         TimeRemainingColumn(),
         console=out.console,
@@ -225,6 +233,14 @@ async def _follow(
         f"rebuilt: generation {final['generation']} serves queries"
         f" ({time.monotonic() - started:.1f} s)"
     )
+
+
+class _Counts(ProgressColumn):
+    """Events done of the total; the total is unknown (None) until the first status."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{task.total:,.0f}"
+        return Text(f"{task.completed:,.0f}/{total} events")
 
 
 async def _call(function: Any) -> dict[str, Any]:

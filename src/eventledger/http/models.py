@@ -171,17 +171,7 @@ class CommandInfo(pydantic.BaseModel):
 
 
 def event_json(event: RecordedEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "position": event.position,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": event.metadata,
-        "recorded_at": event.recorded_at.isoformat(),
-    }
+    return event.to_json()
 
 
 def stream_json(stream: StreamInfo) -> dict[str, Any]:

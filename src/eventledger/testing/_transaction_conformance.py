@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from eventledger import (
     RecordedEvent,
     WrongExpectedVersion,
 )
+from eventledger.testing._follower import assert_each_once_in_order, follow_while
 
 StoreOpener = Callable[[], Awaitable[EventStore]]
 
@@ -172,11 +172,9 @@ class TransactionConformance:
     ) -> None:
         writers = [await open_another() for _ in range(4)]
         written: set[uuid.UUID] = set()
-        done = asyncio.Event()
-        highest = 0
 
-        async def write(index: int, writer: EventStore) -> None:
-            nonlocal highest
+        async def write(index: int, writer: EventStore) -> int:
+            highest = 0
             for n in range(15):
                 while True:
                     batches = [_events(1 + (n % 3), writer=index), _events(2, writer=index)]
@@ -189,26 +187,9 @@ class TransactionConformance:
                     break
                 written.update(e.id for batch in batches for e in batch)
                 highest = max(highest, result.position)
+            return highest
 
-        seen: list[RecordedEvent] = []
+        async def writing() -> int:
+            return max(await asyncio.gather(*(write(i, w) for i, w in enumerate(writers))))
 
-        async def follow() -> None:
-            checkpoint = 0
-            while True:
-                final = done.is_set() and await store.head_position() >= highest
-                async for event in store.read_all(after=checkpoint):
-                    seen.append(event)
-                    checkpoint = event.position
-                if final:
-                    return
-                await asyncio.sleep(0.001)
-
-        follower = asyncio.create_task(follow())
-        await asyncio.gather(*(write(i, w) for i, w in enumerate(writers)))
-        done.set()
-        await asyncio.wait_for(follower, timeout=60)
-        positions = [e.position for e in seen]
-        assert all(a < b for a, b in itertools.pairwise(positions)), "order broken"
-        ids = [e.id for e in seen]
-        assert len(ids) == len(set(ids)), "an event was delivered twice"
-        assert set(ids) == written, "an event was skipped"
+        assert_each_once_in_order(await follow_while(store, writing()), written)

@@ -14,7 +14,6 @@ Needs pytest, pytest-asyncio and hypothesis (``pip install 'eventledger[test]'``
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +41,7 @@ from eventledger import (
     WrongExpectedVersion,
     open_store,
 )
+from eventledger.testing._follower import assert_each_once_in_order, follow_while
 from eventledger.testing._lookup_conformance import LookupConformance
 from eventledger.testing._transaction_conformance import TransactionConformance
 
@@ -621,46 +621,24 @@ class EventStoreConformance(TransactionConformance, LookupConformance):
         self, store: EventStore, open_another: StoreOpener
     ) -> None:
         writers = [await open_another() for _ in range(8)]
-        appends_per_writer = 60
         written: set[uuid.UUID] = set()
-        done = asyncio.Event()
 
-        highest = 0
-
-        async def write(index: int, writer: EventStore) -> None:
-            nonlocal highest
+        async def write(index: int, writer: EventStore) -> int:
             rng = random.Random(index)
-            for n in range(appends_per_writer):
+            highest = 0
+            for n in range(60):
                 batch = _events(rng.choice([1, 1, 1, 2, 5]), writer=index)
                 written.update(e.id for e in batch)
                 result = await writer.append(f"Writer{index}-{n % 5}", batch)
                 highest = max(highest, result.position)
+            return highest
 
-        seen: list[RecordedEvent] = []
+        async def writing() -> int:
+            return max(await asyncio.gather(*(write(i, w) for i, w in enumerate(writers))))
 
-        async def follow() -> None:
-            checkpoint = 0
-            while True:
-                # Once every writer is done and the last append is visible, one more
-                # pass must bring the follower to the end.
-                final = done.is_set() and await store.head_position() >= highest
-                async for event in store.read_all(after=checkpoint):
-                    seen.append(event)
-                    checkpoint = event.position
-                if final:
-                    return
-                await asyncio.sleep(0.001)
-
-        follower = asyncio.create_task(follow())
-        await asyncio.gather(*(write(i, w) for i, w in enumerate(writers)))
-        done.set()
-        await asyncio.wait_for(follower, timeout=60)
-        positions = [e.position for e in seen]
-        assert all(a < b for a, b in itertools.pairwise(positions)), "order broken"
-        ids = [e.id for e in seen]
-        assert len(ids) == len(set(ids)), "an event was delivered twice"
-        assert set(ids) == written, "an event was skipped"
-        assert [e.id for e in await _all(store)] == ids
+        seen = await follow_while(store, writing())
+        assert_each_once_in_order(seen, written)
+        assert [e.id for e in await _all(store)] == [e.id for e in seen]
 
     async def test_concurrent_deciders_on_one_stream_lose_no_update(
         self, store: EventStore, open_another: StoreOpener
