@@ -79,8 +79,10 @@ def load_application(reference: str | None) -> Application:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise InvalidInput(f"cannot import {module_name!r} for --app: {error}") from None
+        raise InvalidInput(f"cannot import {module_name!r} (for {reference}): {error}") from None
     found = getattr(module, attribute, None)
+    if isinstance(found, type) and not issubclass(found, Application):
+        found = None  # a class, but not an Application's: calling it makes something else
     if callable(found) and not isinstance(found, Application):
         found = found()
     if not isinstance(found, Application):

@@ -79,6 +79,8 @@ def show(
             ]
             if not events:
                 raise NotFound(f"no events in stream {stream!r}" + (" then" if moment else ""))
+            if version is not None and events[-1].version < version:
+                raise NotFound(f"stream {stream!r} has {events[-1].version} events, not {version}")
             state = None
             reference = app_ref or configured_app
             if reference:

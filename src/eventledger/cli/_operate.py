@@ -76,7 +76,7 @@ def projections_status(
         async with opened_store:
             storage = storage_for(opened_store)
             checkpoints = await storage.checkpoints()
-            names = [n for n in checkpoints if "@" not in n]
+            names = sorted(n for n in checkpoints if "@" not in n)
             reference = app_ref or configured_app
             if reference:
                 application = _config.load_application(reference)
@@ -167,6 +167,9 @@ def projections_rebuild(
 
             await _follow(out, status, before.generation, task)
             await task
+            # The new copy took over where the old one was; here, that may be behind
+            # the log (nothing ran it before): catch up before leaving it.
+            await runner.wait_until(name, await runner.store.head_position(), 3600)
 
     run(work, out)
 
@@ -223,6 +226,8 @@ async def _follow(
                     rate=progress["events_per_second"],
                 )
             if current["generation"] != generation and not progress:
+                done = bar.tasks[0].total or bar.tasks[0].completed
+                bar.update(shown, completed=done, total=done)
                 break
             if task is not None and task.done():
                 task.result()
@@ -484,6 +489,16 @@ def keys_list(
                     k.created_at.isoformat(timespec="seconds"),
                     k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
                 )
+                for k in found
+            ],
+            records=[
+                {
+                    "id": k.id,
+                    "owner": k.owner,
+                    "scopes": sorted(k.scopes),
+                    "created": k.created_at.isoformat(),
+                    "revoked": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
                 for k in found
             ],
         )

@@ -53,6 +53,11 @@ def serve(
 
     async def check() -> tuple[str, str]:
         settings = _config.settings(store, application)
+        if not settings.app:  # serve takes it as an argument, not as --app
+            raise InvalidInput(
+                "serve needs the application: eventledger serve module:object, or set"
+                f' {_config.APP_ENV}, or put app = "module:object" in {_config.CONFIG_FILE}'
+            )
         _config.load_application(settings.app)  # fail here, clearly, not in a worker
         assert settings.app is not None
         return settings.store, settings.app

@@ -730,7 +730,9 @@ class ProjectionRunner:
                 await task
         for worker in self._workers.values():
             worker.state = "stopped"
-            if worker.active and not worker.in_memory:
+            if not worker.in_memory:
+                # Also when the worker was stopped while taking the lease: the row may
+                # be ours though it never became active. Only our own lease is deleted.
                 with contextlib.suppress(OperationalError, EventLedgerError):
                     await self.storage.release_lease(worker.name, self.owner)
             worker.active = False

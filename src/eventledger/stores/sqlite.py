@@ -489,11 +489,20 @@ def _find_ids(conn: sqlite3.Connection, ids: list[uuid.UUID]) -> list[FoundEvent
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
+    migrations = load_migrations("sqlite")
+    # Up to date already (the usual case): read, and leave the write lock to the
+    # writers (another process may hold it for a while).
+    known = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'eventledger_schema'"
+    ).fetchone()[0]
+    if known:
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM eventledger_schema").fetchone()
+        if row[0] == len(migrations):
+            return
     conn.execute(
         "CREATE TABLE IF NOT EXISTS eventledger_schema ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
     )
-    migrations = load_migrations("sqlite")
     for migration in migrations:
         conn.execute("BEGIN IMMEDIATE")
         try:

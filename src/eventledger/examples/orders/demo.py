@@ -62,9 +62,11 @@ async def seed(service: Service) -> bool:
         return False
 
     async def send(command: Command) -> None:
-        await service.bus.send(command, actor="demo:seed")
-        head = await service.store.head_position()
-        await service.runner.wait_until("order_fulfilment", head, 30)
+        result = await service.bus.send(command, actor="demo:seed")
+        # Once the process has passed this command's events, it has sent what they
+        # cause (waiting for the head instead could return early on PostgreSQL, whose
+        # head leaves out commits still becoming visible).
+        await service.runner.wait_until("order_fulfilment", result.position, 30)
 
     for sku, quantity in (("BOOK", 40), ("PEN", 200), ("MUG", 25), ("LAMP", 3)):
         await send(AddStock(sku=sku, quantity=quantity))
