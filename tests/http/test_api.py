@@ -194,8 +194,26 @@ async def test_document_queries_filter_order_and_page(api: Api) -> None:
     assert_problem(await api.get("/read-models/order_list/documents/none"), 404, "not-found")
     models = {m["name"]: m for m in (await api.get("/read-models")).json()}
     assert models["order_list"]["kind"] == "DocumentProjection"
-    assert models["daily_sales"]["kind"] == "SqlProjection"
+    assert (models["daily_sales"]["kind"], models["daily_sales"]["tables"]) == (
+        "SqlProjection",
+        ["daily_sales"],
+    )
     assert "order_fulfilment" not in models
+
+
+async def test_sql_read_models_are_read_a_page_at_a_time(api: Api) -> None:
+    await api.post("/commands/AddStock", {"sku": "BOOK", "quantity": 10})
+    await api.post("/commands/PlaceOrder", place("s-1"))
+    paid = {"order_id": "s-1", "amount": "25.00", "payment_id": "p-s-1"}
+    assert (await api.post("/commands/PayOrder?wait=daily_sales", paid)).status_code == 200
+    page = (await api.get("/read-models/daily_sales/tables/daily_sales?order_by=-day")).json()
+    assert page["columns"] == ["day", "orders_paid", "revenue_cents"]
+    assert [(r["orders_paid"], r["revenue_cents"]) for r in page["items"]] == [(1, 2500)]
+    assert page["items"][0]["day"] == datetime.now(UTC).date().isoformat()
+    bad = await api.get("/read-models/daily_sales/tables/daily_sales?order_by=colour")
+    assert "day, orders_paid, revenue_cents" in assert_problem(bad, 400, "invalid-input")["detail"]
+    assert_problem(await api.get("/read-models/daily_sales/tables/nope"), 404, "not-found")
+    assert_problem(await api.get("/read-models/order_list/tables/x"), 404, "not-found")
 
 
 async def test_projections_report_rebuild_and_reset(api: Api) -> None:

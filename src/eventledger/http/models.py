@@ -149,7 +149,15 @@ class DocumentPage(pydantic.BaseModel):
 class ReadModelOut(pydantic.BaseModel):
     name: str
     kind: str
-    indexes: dict[str, str]
+    indexes: dict[str, str] = pydantic.Field(description="document read models: queryable fields")
+    tables: list[str] = pydantic.Field(description="SQL read models: their tables")
+
+
+class RowPage(pydantic.BaseModel):
+    columns: list[str]
+    items: list[dict[str, Any]]
+    limit: int
+    offset: int
 
 
 class InstanceOut(pydantic.BaseModel):

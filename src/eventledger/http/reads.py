@@ -14,7 +14,7 @@ from eventledger.errors import InvalidInput, NotFound
 from eventledger.http import models
 from eventledger.http.auth import Principal, require
 from eventledger.http.problems import Problem
-from eventledger.projections import DocumentProjection, Range
+from eventledger.projections import DocumentProjection, Range, SqlProjection
 
 MAX_PAGE = 1000
 READ = Depends(require("read"))
@@ -197,7 +197,8 @@ def add_routes(app: FastAPI) -> None:
                 if base.__module__ == "eventledger.projections.base":
                     kind = base.__name__
                     break
-            listed.append({"name": name, "kind": kind, "indexes": indexes})
+            tables = list(projection.tables) if isinstance(projection, SqlProjection) else []
+            listed.append({"name": name, "kind": kind, "indexes": indexes, "tables": tables})
         return JSON(listed)
 
     @app.get(
@@ -246,6 +247,32 @@ def add_routes(app: FastAPI) -> None:
         if doc is None:
             raise NotFound(f"{name} has no document {doc_id!r}")
         return JSON(doc)
+
+    @app.get(
+        "/read-models/{name}/tables/{table}",
+        tags=["read models"],
+        summary="Rows of a SQL read model's table, one page at a time",
+        description="Order with `order_by=column` or `-column` (repeat for several).",
+        response_model=models.RowPage,
+        responses=ERRORS,
+    )
+    async def table_rows(
+        request: Request,
+        name: str,
+        table: str,
+        order_by: list[str] = Query([], max_length=5),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        offset: int = Query(0, ge=0, le=1_000_000),
+        _: Principal = READ,
+    ) -> Response:
+        runner = service_of(request).runner
+        if name not in runner.names or not isinstance(runner.get(name), SqlProjection):
+            sql = [n for n in runner.names if isinstance(runner.get(n), SqlProjection)]
+            raise NotFound(f"no SQL read model named {name!r}; known: {', '.join(sql) or 'none'}")
+        columns, rows = await runner.rows(
+            name, table, order_by=order_by, limit=limit, offset=offset
+        )
+        return JSON({"columns": columns, "items": rows, "limit": limit, "offset": offset})
 
     def _documents(request: Request, name: str) -> Any:
         runner = service_of(request).runner

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from eventledger.errors import EventLedgerError, InvalidInput, OperationalError
+from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
 from eventledger.failures import OnFailure, ProjectionFailed
 from eventledger.projections._storage import DeadLetter, ReadSideStorage, storage_for
 from eventledger.projections.base import (
@@ -782,6 +782,58 @@ class ProjectionRunner:
             for t in projection.tables
         }
         return await self.store.fetch(sql.format(**views), *args)
+
+    async def rows(
+        self,
+        name: str,
+        table: str,
+        *,
+        order_by: Sequence[str] = (),
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """One page of a SQL projection's table (as queries see it): its column names and
+        rows. `order_by` names columns (``"-revenue_cents"`` for descending)."""
+        projection = self._worker(name).projection
+        if not isinstance(projection, SqlProjection):
+            raise InvalidInput(f"{name} is not a SQL projection")
+        if table not in projection.tables:
+            raise NotFound(f"{name} has no table {table!r}; tables: {', '.join(projection.tables)}")
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, not {limit!r}")
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidInput(f"offset must be an int >= 0, not {offset!r}")
+        columns = await self._columns(table)
+        order = []
+        for item in order_by:
+            column = item.lstrip("-")
+            if column not in columns:
+                raise InvalidInput(
+                    f"order_by {item!r}: {table} has the columns {', '.join(columns)}"
+                )
+            order.append(f'"{column}" {"DESC" if item.startswith("-") else "ASC"}')
+        order.append("1")  # a stable order for paging
+        postgres = self.store.dialect == "postgres"
+        view = f'"{getattr(self.store, "schema", "")}".{table}' if postgres else table
+        marks = ("$1", "$2") if postgres else ("?", "?")
+        rows = await self.store.fetch_records(
+            f"SELECT * FROM {view} ORDER BY {', '.join(order)} LIMIT {marks[0]} OFFSET {marks[1]}",
+            limit,
+            offset,
+        )
+        return columns, rows
+
+    async def _columns(self, table: str) -> list[str]:
+        if self.store.dialect == "postgres":
+            found = await self.store.fetch(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                getattr(self.store, "schema", "public"),
+                table,
+            )
+            return [str(row[0]) for row in found]
+        found = await self.store.fetch(f'SELECT name FROM pragma_table_info("{table}")')
+        return [str(row[0]) for row in found]
 
     # --- waiting, status, operations --------------------------------------------------------------
 

@@ -108,6 +108,10 @@ class StoreTransaction(abc.ABC):
     @abc.abstractmethod
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
 
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Like :meth:`fetch`, each row a dict by column name."""
+        raise InvalidInput(f"{type(self).__name__} has no SQL")
+
     async def fetchrow(self, sql: str, *args: Any) -> Sequence[Any] | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
@@ -304,6 +308,12 @@ class EventStore(abc.ABC):
         self._check_open()
         async with self.transaction() as tx:
             return await tx.fetch(sql, *args)
+
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Like :meth:`fetch`, each row a dict by column name."""
+        self._check_open()
+        async with self.transaction() as tx:
+            return await tx.fetch_records(sql, *args)
 
     @property
     def append_generation(self) -> int:

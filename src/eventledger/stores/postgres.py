@@ -235,6 +235,9 @@ class _PostgresTransaction(StoreTransaction):
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         return [tuple(row) for row in await self.connection.fetch(sql, *args)]
 
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self.connection.fetch(sql, *args)]
+
 
 # Appends tell other processes about themselves with a NOTIFY, sent apart from the
 # append (a NOTIFY inside it would serialise all committing writers) and at most
@@ -712,6 +715,11 @@ class PostgresStore(EventStore):
         self._check_open()
         rows = await self._run(lambda conn: conn.fetch(sql, *args))
         return [tuple(row) for row in rows]
+
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self._check_open()
+        rows = await self._run(lambda conn: conn.fetch(sql, *args))
+        return [dict(row) for row in rows]
 
     def _appended(self) -> None:
         super()._appended()

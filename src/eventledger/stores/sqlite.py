@@ -167,6 +167,9 @@ class _SQLiteTransaction(StoreTransaction):
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         return await self._connection.run(lambda conn: conn.execute(sql, args).fetchall())
 
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return await self._connection.run(lambda conn: _records(conn, sql, args))
+
 
 class SQLiteStore(EventStore):
     """An event store in one SQLite file."""
@@ -416,6 +419,10 @@ class SQLiteStore(EventStore):
         self._check_open()
         return await self._reader.run(lambda conn: conn.execute(sql, args).fetchall())
 
+    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self._check_open()
+        return await self._reader.run(lambda conn: _records(conn, sql, args))
+
     async def _close(self) -> None:
         await self._writer.close()
         await self._reader.close()
@@ -470,6 +477,12 @@ def _append_locked(
             (stream_id, version, now, now),
         )
     return AppendResult(version, position)
+
+
+def _records(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, args)
+    names = [column[0] for column in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _find_ids(conn: sqlite3.Connection, ids: list[uuid.UUID]) -> list[FoundEvent]:
