@@ -70,7 +70,7 @@ _COLUMNS = (
 class SqlCommandLog(CommandLog, SqlDialect):
     def _row(self, row: Any) -> CommandRecord:
         return CommandRecord(
-            row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(bytes=row[0]),
+            self.uuid_value(row[0]),
             row[1],
             row[2],
             row[3],

@@ -190,7 +190,7 @@ class SqlProcessStorage(ProcessStorage, SqlDialect):
         )
         return [
             TimeoutRow(
-                r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(bytes=r[0]),
+                self.uuid_value(r[0]),
                 r[1],
                 r[2],
                 r[3],

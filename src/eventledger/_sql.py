@@ -7,6 +7,7 @@ placeholders and ``timestamptz``; SQLite prefixes table names with
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,10 @@ class SqlDialect:
 
     def uuid_param(self, value: Any) -> Any:
         return value if self.postgres else value.bytes
+
+    def uuid_value(self, value: Any) -> uuid.UUID:
+        """A UUID read back (SQLite keeps its 16 bytes)."""
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=value)
 
     def json_param(self, value: Any) -> bytes | str:
         """A value as a JSON parameter: bytes for PostgreSQL's jsonb codec, text for SQLite."""

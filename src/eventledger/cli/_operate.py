@@ -79,10 +79,8 @@ def projections_status(
             names = sorted(n for n in checkpoints if "@" not in n)
             reference = app_ref or configured_app
             if reference:
-                application = _config.load_application(reference)
-                names = [p.name for p in application.make_projections()] + [
-                    n for n in names if n not in {p.name for p in application.make_projections()}
-                ]
+                declared = [p.name for p in _config.load_application(reference).make_projections()]
+                names = declared + [n for n in names if n not in declared]
             head = await opened_store.head_position()
             rows: list[dict[str, Any]] = []
             for name in names:
@@ -269,9 +267,10 @@ class _local_runner:
     async def __aenter__(self) -> ProjectionRunner:
         self.store, configured = await opened(self.store_url)
         application = _config.load_application(self.app_ref or configured)
-        found = [p for p in application.make_projections() if p.name == self.name]
+        made = application.make_projections()
+        found = [p for p in made if p.name == self.name]
         if not found:
-            known = ", ".join(p.name for p in application.make_projections())
+            known = ", ".join(p.name for p in made)
             await self.store.close()
             raise NotFound(f"{application.name} has no projection {self.name!r}; known: {known}")
         owner = await storage_for(self.store).lease_owner(self.name)

@@ -192,11 +192,12 @@ def add_routes(app: FastAPI) -> None:
             if projection.sends_commands:
                 continue
             indexes = dict(projection.indexes) if isinstance(projection, DocumentProjection) else {}
-            kind = type(projection).__mro__[1].__name__
-            for base in type(projection).__mro__:
-                if base.__module__ == "eventledger.projections.base":
-                    kind = base.__name__
-                    break
+            # The kind it is: the first of its classes that eventledger defines.
+            kind = next(
+                base.__name__
+                for base in type(projection).__mro__
+                if base.__module__ == "eventledger.projections.base"
+            )
             tables = list(projection.tables) if isinstance(projection, SqlProjection) else []
             listed.append({"name": name, "kind": kind, "indexes": indexes, "tables": tables})
         return JSON(listed)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from eventledger import _json
-from eventledger._sql import SqlDialect, micros
+from eventledger._sql import EPOCH, SqlDialect, micros
 from eventledger.errors import InvalidInput
 from eventledger.records import RecordedEvent
 from eventledger.stores.base import EventStore, StoreTransaction
@@ -29,7 +29,6 @@ from eventledger.stores.memory import MemoryStore, MemoryTransaction
 
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 KINDS = ("text", "number", "boolean")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +190,6 @@ class SqlStorage(ReadSideStorage, SqlDialect):
     def doc_table(self, name: str) -> str:
         return f'{self.schema}"{name}"'
 
-    def _time(self, value: Any) -> datetime | None:
-        return self.time_value(value)
-
     # checkpoints
 
     async def get_checkpoint(self, name: str) -> int | None:
@@ -272,7 +268,6 @@ class SqlStorage(ReadSideStorage, SqlDialect):
         error: str,
         traceback: str,
     ) -> int:
-        event_id: Any = event.id if self.postgres else event.id.bytes
         columns = (
             "subscription, position, event_id, stream_id, event_type, attempts, error, traceback"
         )
@@ -283,7 +278,7 @@ class SqlStorage(ReadSideStorage, SqlDialect):
             f" VALUES ({values}{parked}) RETURNING id",
             subscription,
             event.position,
-            event_id,
+            self.uuid_param(event.id),
             event.stream_id,
             event.type,
             attempts,
@@ -313,15 +308,15 @@ class SqlStorage(ReadSideStorage, SqlDialect):
                 int(r[0]),
                 r[1],
                 int(r[2]),
-                r[3] if isinstance(r[3], uuid.UUID) else uuid.UUID(bytes=r[3]),
+                self.uuid_value(r[3]),
                 r[4],
                 r[5],
                 int(r[6]),
                 r[7],
                 r[8],
                 r[9],
-                self._time(r[10]) or _EPOCH,
-                self._time(r[11]),
+                self.time_value(r[10]) or EPOCH,
+                self.time_value(r[11]),
             )
             for r in rows
         ]

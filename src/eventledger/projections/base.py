@@ -236,7 +236,10 @@ class Projection:
 
     def start_batch(self, store: EventStore) -> OutsideBatch:
         """A batch handled before its transaction (only where `sends_commands`)."""
-        raise NotImplementedError
+        raise InvalidInput(
+            f"{type(self).__name__} handles its batches inside the runner's transaction;"
+            " only projections that send commands handle them before it"
+        )
 
     async def before_step(self, store: EventStore) -> None:
         """Runs at each step of the runner's loop while this projection is active."""
