@@ -11,13 +11,7 @@
 ['OrderCreated']
 """
 
-from eventledger.aggregate import (
-    Aggregate,
-    AggregateNotFound,
-    AggregateStateError,
-    DomainError,
-    applies,
-)
+from eventledger.aggregate import Aggregate, applies
 from eventledger.app import Application, Service
 from eventledger.causation import CausalChain, CausalLink, causal_chain
 from eventledger.commands import (
@@ -30,30 +24,34 @@ from eventledger.commands import (
 )
 from eventledger.context import MessageContext, current_context, message_context
 from eventledger.errors import (
+    AggregateNotFound,
+    AggregateStateError,
     CommandInvalid,
     ConflictError,
+    DomainError,
     DuplicateEventId,
+    EventDecodeError,
     EventLedgerError,
     FieldError,
     IdempotencyKeyReused,
     IntegrityError,
     InvalidInput,
+    KeyTaken,
+    LeaseLost,
     NotFound,
     OperationalError,
+    ProjectionFailed,
+    ProjectionTimeout,
     SchemaVersionError,
     StoreClosed,
     UnknownCommand,
+    UnknownEventType,
+    UnsupportedFeature,
     UnsupportedStoreURL,
     WrongExpectedVersion,
 )
-from eventledger.events import (
-    Event,
-    EventDecodeError,
-    EventRegistry,
-    UnknownEventType,
-    default_registry,
-)
-from eventledger.keys import ApiKey, ApiKeys
+from eventledger.events import Event, EventRegistry, default_registry
+from eventledger.failures import OnFailure, RetryPolicy
 from eventledger.process import (
     DeadlineReached,
     Process,
@@ -62,6 +60,19 @@ from eventledger.process import (
     ends,
     on_timeout,
     starts,
+)
+from eventledger.projections import (
+    Context,
+    DocumentProjection,
+    DocumentQueries,
+    From,
+    InMemoryProjection,
+    Projection,
+    ProjectionRunner,
+    ProjectionStatus,
+    SqlProjection,
+    on,
+    wait_until,
 )
 from eventledger.records import (
     ANY,
@@ -77,7 +88,8 @@ from eventledger.records import (
     stream_category,
 )
 from eventledger.repository import HistoryEntry, Repository
-from eventledger.stores import EventStore, open_store
+from eventledger.storage import DeadLetter, Range
+from eventledger.stores import EventStore, StoreTransaction, open_store, register_backend
 
 __version__ = "0.1.0"
 
@@ -88,8 +100,6 @@ __all__ = [
     "Aggregate",
     "AggregateNotFound",
     "AggregateStateError",
-    "ApiKey",
-    "ApiKeys",
     "AppendResult",
     "Application",
     "CausalChain",
@@ -101,7 +111,11 @@ __all__ = [
     "CommandInvalid",
     "CommandResult",
     "ConflictError",
+    "Context",
+    "DeadLetter",
     "DeadlineReached",
+    "DocumentProjection",
+    "DocumentQueries",
     "DomainError",
     "DuplicateEventId",
     "Event",
@@ -112,27 +126,42 @@ __all__ = [
     "ExpectedState",
     "ExpectedVersion",
     "FieldError",
+    "From",
     "HistoryEntry",
     "IdempotencyKeyReused",
+    "InMemoryProjection",
     "IntegrityError",
     "InvalidInput",
+    "KeyTaken",
+    "LeaseLost",
     "MessageContext",
     "NewEvent",
     "NotFound",
+    "OnFailure",
     "OperationalError",
     "Process",
     "ProcessInstance",
     "ProcessManager",
+    "Projection",
+    "ProjectionFailed",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "ProjectionTimeout",
+    "Range",
     "RecordedEvent",
     "Repository",
+    "RetryPolicy",
     "SchemaVersionError",
     "Service",
     "Snapshot",
+    "SqlProjection",
     "StoreClosed",
+    "StoreTransaction",
     "StreamInfo",
     "StreamWrite",
     "UnknownCommand",
     "UnknownEventType",
+    "UnsupportedFeature",
     "UnsupportedStoreURL",
     "WrongExpectedVersion",
     "applies",
@@ -141,8 +170,11 @@ __all__ = [
     "default_registry",
     "ends",
     "message_context",
+    "on",
     "on_timeout",
     "open_store",
+    "register_backend",
     "starts",
     "stream_category",
+    "wait_until",
 ]

@@ -30,16 +30,20 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import types
-import typing
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Self, TypeVar, Union, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 import orjson
 import pydantic
 
+from eventledger._annotations import annotated_types
 from eventledger._validation import check_stream_id
-from eventledger.errors import EventLedgerError, InvalidInput, NotFound
+from eventledger.errors import (
+    AggregateNotFound,
+    AggregateStateError,
+    DomainError,
+    InvalidInput,
+)
 from eventledger.events import Event
 
 __all__ = [
@@ -51,18 +55,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., None])
-
-
-class DomainError(EventLedgerError):
-    """A domain rule was broken. Subclass it per rule; nothing was recorded."""
-
-
-class AggregateNotFound(NotFound):
-    """No events exist for the aggregate asked for."""
-
-
-class AggregateStateError(EventLedgerError):
-    """State was changed outside an event handler, or an event has no handler."""
 
 
 @overload
@@ -128,7 +120,20 @@ class Aggregate(pydantic.BaseModel):
             for name, member in vars(klass).items():
                 targets = getattr(member, "__applies_to__", ())
                 if targets is None:
-                    targets = _event_types_from_annotation(cls, member)
+                    function = (
+                        member.__func__
+                        if isinstance(member, classmethod | staticmethod)
+                        else member
+                    )
+                    targets = annotated_types(
+                        function,
+                        Event,
+                        position=1,
+                        owner=cls,
+                        arity=(2,),
+                        usage="(self, event) for @applies",
+                        instead="@applies(EventType)",
+                    )
                 for event_class in targets or ():
                     handlers[event_class] = name
         cls.__handlers__ = handlers
@@ -246,36 +251,3 @@ class Aggregate(pydantic.BaseModel):
             )
             cls._fingerprint = f"{cls.snapshot_version}:{hashlib.sha256(shape).hexdigest()[:16]}"
         return cls._fingerprint
-
-
-def _event_types_from_annotation(cls: type, member: Any) -> tuple[type[Event], ...]:
-    function = member.__func__ if isinstance(member, classmethod | staticmethod) else member
-    parameters = list(inspect.signature(function).parameters.values())
-    if len(parameters) != 2:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: an @applies handler takes (self, event)"
-        )
-    try:
-        hints = typing.get_type_hints(function, localns=dict(vars(cls)))
-    except NameError as error:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: cannot resolve the event annotation ({error});"
-            " name the types instead: @applies(EventType)"
-        ) from None
-    annotation = hints.get(parameters[1].name)
-    if annotation is None:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: annotate the event parameter, or write"
-            " @applies(EventType)"
-        )
-    options = (
-        typing.get_args(annotation)
-        if typing.get_origin(annotation) in (Union, types.UnionType)
-        else (annotation,)
-    )
-    for option in options:
-        if not (isinstance(option, type) and issubclass(option, Event)):
-            raise InvalidInput(
-                f"{cls.__name__}.{function.__name__}: {option!r} is not an Event subclass"
-            )
-    return tuple(options)

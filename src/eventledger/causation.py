@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from eventledger._command_log import CommandRecord, command_log_for
 from eventledger.errors import NotFound
 from eventledger.records import RecordedEvent
+from eventledger.storage import CommandRecord
 from eventledger.stores.base import EventStore
 
 __all__ = ["CausalChain", "CausalLink", "causal_chain"]
@@ -88,7 +88,7 @@ async def causal_chain(store: EventStore, event_id: object) -> CausalChain:
     if not isinstance(correlation, str) or not correlation:
         return CausalChain(subject, (), (), (subject,))
     events = await store.read_correlated(correlation, limit=MAX_LINKS)
-    commands = await command_log_for(store).correlated(correlation, MAX_LINKS)
+    commands = await store.command_log().correlated(correlation, MAX_LINKS)
     found = sorted(
         [*(_event_link(e) for e in events), *(_command_link(c) for c in commands)],
         key=lambda link: (link.recorded_at, link.position or 0),

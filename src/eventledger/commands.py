@@ -50,7 +50,6 @@ import hashlib
 import inspect
 import random
 import re
-import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -60,20 +59,23 @@ import orjson
 import pydantic
 
 from eventledger import _json
-from eventledger._command_log import CommandLog, CommandRecord, KeyTaken, command_log_for
-from eventledger.aggregate import Aggregate, AggregateNotFound
+from eventledger._annotations import annotated_types
+from eventledger.aggregate import Aggregate
 from eventledger.context import current_context, message_context
 from eventledger.errors import (
+    AggregateNotFound,
     CommandInvalid,
     ConflictError,
     FieldError,
     IdempotencyKeyReused,
     InvalidInput,
+    KeyTaken,
     UnknownCommand,
 )
 from eventledger.events import EventRegistry
 from eventledger.records import AppendResult, ExpectedVersion, NewEvent
 from eventledger.repository import Repository
+from eventledger.storage import CommandLog, CommandRecord
 from eventledger.stores.base import EventStore
 
 __all__ = [
@@ -294,7 +296,7 @@ class CommandBus:
         self.registry = registry
         self.max_attempts = max_attempts
         self.record_commands = record_commands
-        self.log: CommandLog = command_log_for(store)
+        self.log: CommandLog = store.command_log()
         self._snapshot_every = dict(snapshot_every or {})
         self._repositories: dict[type[Aggregate], Repository[Any]] = {}
         self._entries: dict[str, tuple[type[Command], Handler]] = {}
@@ -530,18 +532,14 @@ def _field_errors(error: pydantic.ValidationError) -> list[FieldError]:
 
 
 def _command_type_of(function: Callable[..., Any]) -> type[Command]:
-    parameters = list(inspect.signature(function).parameters.values())
-    name = getattr(function, "__name__", repr(function))
-    if len(parameters) != 2:
-        raise InvalidInput(f"{name}: a command handler takes (command, context)")
-    try:
-        hints = typing.get_type_hints(function)
-    except NameError as error:
-        raise InvalidInput(
-            f"{name}: cannot resolve the command annotation ({error}); register it with"
-            " handlers.register(CommandType, function)"
-        ) from None
-    command_type = hints.get(parameters[0].name)
-    if not (isinstance(command_type, type) and issubclass(command_type, Command)):
-        raise InvalidInput(f"{name}: annotate the first parameter with a Command class")
-    return command_type
+    found = annotated_types(
+        function,
+        Command,
+        position=0,
+        arity=(2,),
+        usage="(command, context)",
+        instead="handlers.register(CommandType, function)",
+    )
+    if len(found) != 1:
+        raise InvalidInput(f"{function.__name__}: annotate the command with one Command class")
+    return found[0]

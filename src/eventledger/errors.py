@@ -8,16 +8,26 @@ against a database driver's vocabulary keeps working::
     ├── InvalidInput (ValueError)         bad argument; nothing was written
     │   ├── UnsupportedStoreURL
     │   ├── CommandInvalid                a command's fields, each error named
-    │   └── IdempotencyKeyReused          one key, two different commands
+    │   ├── IdempotencyKeyReused          one key, two different commands
+    │   └── UnsupportedFeature            the backend does not keep what a feature needs
     ├── NotFound (LookupError)            no such thing
-    │   └── UnknownCommand
+    │   ├── UnknownCommand
+    │   └── AggregateNotFound             no events for the aggregate asked for
     ├── ConflictError                     the state moved on under you
-    │   └── WrongExpectedVersion
+    │   ├── WrongExpectedVersion
+    │   ├── KeyTaken                      a concurrent command took the idempotency key
+    │   └── LeaseLost                     another process took a subscription over
     ├── IntegrityError                    the log would break an invariant
     │   └── DuplicateEventId
-    └── OperationalError                  the database failed or is unusable
-        ├── StoreClosed
-        └── SchemaVersionError
+    ├── OperationalError                  the database failed or is unusable
+    │   ├── StoreClosed
+    │   └── SchemaVersionError
+    ├── DomainError                       a domain rule was broken (subclass per rule)
+    ├── AggregateStateError               state changed outside an event handler
+    ├── EventDecodeError                  a stored event cannot become its class
+    │   └── UnknownEventType
+    ├── ProjectionFailed                  a projection stopped on an event (see dead letters)
+    └── ProjectionTimeout (TimeoutError)  a projection did not reach a position in time
 
 Messages name the values involved and, where possible, what to do.
 """
@@ -30,19 +40,29 @@ if TYPE_CHECKING:
     from eventledger.records import ExpectedVersion
 
 __all__ = [
+    "AggregateNotFound",
+    "AggregateStateError",
     "CommandInvalid",
     "ConflictError",
+    "DomainError",
     "DuplicateEventId",
+    "EventDecodeError",
     "EventLedgerError",
     "FieldError",
     "IdempotencyKeyReused",
     "IntegrityError",
     "InvalidInput",
+    "KeyTaken",
+    "LeaseLost",
     "NotFound",
     "OperationalError",
+    "ProjectionFailed",
+    "ProjectionTimeout",
     "SchemaVersionError",
     "StoreClosed",
     "UnknownCommand",
+    "UnknownEventType",
+    "UnsupportedFeature",
     "UnsupportedStoreURL",
     "WrongExpectedVersion",
 ]
@@ -66,6 +86,10 @@ class NotFound(EventLedgerError, LookupError):
 
 class UnknownCommand(NotFound):
     """No handler is registered for a command name."""
+
+
+class AggregateNotFound(NotFound):
+    """No events exist for the aggregate asked for."""
 
 
 class CommandInvalid(InvalidInput):
@@ -157,6 +181,44 @@ class StoreClosed(OperationalError):
 
 class SchemaVersionError(OperationalError):
     """The database schema was written by a newer eventledger than this one."""
+
+
+class KeyTaken(ConflictError):
+    """Another command recorded this idempotency key first; the transaction must roll
+    back, and the first command's result is the answer."""
+
+
+class LeaseLost(ConflictError):
+    """Another process took a subscription over; this one must stop writing for it."""
+
+
+class UnsupportedFeature(InvalidInput):
+    """The store's backend does not keep what a feature needs (a memory store and SQL
+    read models, say). Raised when the feature is set up, not deep inside it."""
+
+
+class DomainError(EventLedgerError):
+    """A domain rule was broken. Subclass it per rule; nothing was recorded."""
+
+
+class AggregateStateError(EventLedgerError):
+    """State was changed outside an event handler, or an event has no handler."""
+
+
+class EventDecodeError(EventLedgerError):
+    """A stored event cannot be turned into its class (no upcaster, or invalid payload)."""
+
+
+class UnknownEventType(EventDecodeError):
+    """No class is registered for a stored event type."""
+
+
+class ProjectionFailed(EventLedgerError):
+    """A projection stopped on an event it could not handle (see its dead letters)."""
+
+
+class ProjectionTimeout(EventLedgerError, TimeoutError):
+    """A projection did not reach a position in time."""
 
 
 def _expected_text(expected: ExpectedVersion) -> str:

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import pydantic
 
 from eventledger._validation import check_event_type
-from eventledger.errors import EventLedgerError, InvalidInput
+from eventledger.errors import EventDecodeError, InvalidInput, UnknownEventType
 from eventledger.records import JSONObject, NewEvent, RecordedEvent
 
 __all__ = [
@@ -50,14 +50,6 @@ __all__ = [
 ]
 
 Upcaster = Callable[[JSONObject], JSONObject]
-
-
-class EventDecodeError(EventLedgerError):
-    """A stored event cannot be turned into its class (no upcaster, or invalid payload)."""
-
-
-class UnknownEventType(EventDecodeError):
-    """No class is registered for a stored event type."""
 
 
 class Event(pydantic.BaseModel):

@@ -11,7 +11,7 @@ import enum
 import random
 from dataclasses import dataclass
 
-from eventledger.errors import EventLedgerError, InvalidInput
+from eventledger.errors import InvalidInput, ProjectionFailed
 
 __all__ = ["OnFailure", "ProjectionFailed", "RetryPolicy"]
 
@@ -49,7 +49,3 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         base = min(self.max_delay, self.initial_delay * float(2 ** (attempt - 1)))
         return base * (1 - self.jitter * random.random())  # noqa: S311 - jitter, not secrets
-
-
-class ProjectionFailed(EventLedgerError):
-    """A projection stopped on an event it could not handle (see its dead letters)."""

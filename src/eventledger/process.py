@@ -50,26 +50,22 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pydantic
 
-from eventledger._process_storage import (
-    InstanceRow,
-    ProcessStorage,
-    TimeoutRow,
-    process_storage_for,
-)
-from eventledger.aggregate import DomainError
 from eventledger.commands import Command, CommandBus
-from eventledger.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from eventledger.errors import InvalidInput
 from eventledger.events import Event
-from eventledger.projections.base import Projection, on
+from eventledger.projections.base import Projection, RunScope, on
 from eventledger.records import NewEvent, RecordedEvent
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.storage import Concern, InstanceRow
+from eventledger.stores.base import EventStore
+
+if TYPE_CHECKING:
+    from eventledger.subscriptions import Consumer
 
 __all__ = [
     "DeadlineReached",
@@ -319,24 +315,24 @@ class ProcessManager(Projection):
         process (which sends the armed compensations). May be async."""
         process.fail(f"{command.command_name} was refused: {error}")
 
-    # --- what the runner calls -------------------------------------------------------------
+    # --- what the runner asks ----------------------------------------------------------------
 
-    sends_commands = True
+    needs: ClassVar[tuple[Concern, ...]] = ("read_side", "processes", "command_log")
+    rebuildable: ClassVar[bool] = False
 
-    def attach(self, bus: CommandBus) -> None:
-        self._bus = bus
+    def consumer(self, scope: RunScope, generation: int | None = None) -> Consumer:
+        """Handles batches before their transaction (each command commits on its own), then
+        writes the instances with the checkpoint."""
+        from eventledger._process_runtime import ProcessConsumer
 
-    def start_batch(self, store: EventStore) -> ProcessBatch:
-        if self._bus is None:
+        if scope.commands is None:
             raise InvalidInput(f"{self.name}: a process manager needs the runner's command bus")
-        return ProcessBatch(self, process_storage_for(store), self._bus)
-
-    async def before_step(self, store: EventStore) -> None:
-        await self.fire_due_deadlines(store, datetime.now(UTC))
+        self._bus = scope.commands
+        return ProcessConsumer(self, scope, scope.commands)
 
     async def fire_due_deadlines(self, store: EventStore, now: datetime, limit: int = 100) -> int:
         """Append a ``DeadlineReached`` event for each due deadline; returns how many."""
-        storage = process_storage_for(store)
+        storage = store.process_storage()
         due = await storage.due(self.name, now, limit)
         for timeout in due:
             event = NewEvent(
@@ -360,189 +356,13 @@ class ProcessManager(Projection):
     ) -> list[ProcessInstance]:
         if status not in (None, ACTIVE, COMPLETED, FAILED):
             raise InvalidInput(f"status is active, completed or failed, not {status!r}")
-        rows = await process_storage_for(store).list_instances(self.name, status, limit, offset)
+        rows = await store.process_storage().list_instances(self.name, status, limit, offset)
         return [_public(row) for row in rows]
 
     async def instance(self, store: EventStore, instance_id: str) -> ProcessInstance | None:
-        rows = await process_storage_for(store).instances(self.name, [instance_id])
+        rows = await store.process_storage().instances(self.name, [instance_id])
         row = rows.get(instance_id)
         return None if row is None else _public(row)
-
-
-class ProcessBatch:
-    """One batch of events for a process manager: handled (and their commands sent)
-    first, then written in the transaction that moves the checkpoint."""
-
-    def __init__(self, manager: ProcessManager, storage: ProcessStorage, bus: CommandBus) -> None:
-        self.manager = manager
-        self.storage = storage
-        self.bus = bus
-        self._cache: dict[str, _Instance | None] = {}
-        self._dirty: set[str] = set()
-        self._scheduled: dict[uuid.UUID, TimeoutRow] = {}
-        self._cancelled: set[uuid.UUID] = set()
-
-    async def prefetch(self, records: Sequence[RecordedEvent]) -> None:
-        ids = []
-        for record in records:
-            if record.type == DeadlineReached.event_type:
-                ids.append(str(record.data.get("instance_id")))
-            else:
-                head, sep, tail = record.stream_id.partition("-")
-                ids.append(tail if sep else head)
-        wanted = [i for i in dict.fromkeys(ids) if i not in self._cache]
-        found = await self.storage.instances(self.manager.name, wanted)
-        for instance_id in wanted:
-            row = found.get(instance_id)
-            self._cache[instance_id] = None if row is None else _Instance(self.manager, row)
-
-    async def _load(self, instance_id: str) -> _Instance | None:
-        if instance_id not in self._cache:
-            found = await self.storage.instances(self.manager.name, [instance_id])
-            row = found.get(instance_id)
-            self._cache[instance_id] = None if row is None else _Instance(self.manager, row)
-        return self._cache[instance_id]
-
-    async def handle(self, record: RecordedEvent) -> None:
-        manager = self.manager
-        if record.type == DeadlineReached.event_type:
-            await self._deadline(record)
-            return
-        found = manager._handler_for_type(record.type)
-        if found is None:
-            return
-        attribute, wants_process = found
-        event: Any = record
-        if record.type not in manager.__handlers__:
-            event = manager.event_registry.decode(record)
-        instance_id = manager.instance_id(record, event)
-        if instance_id is None:
-            return
-        _check_instance_id(instance_id)
-        instance = await self._load(instance_id)
-        role = manager.__roles__.get(attribute, "continue")
-        if instance is None:
-            if role != "start":
-                return  # not started: nothing to continue
-            now = record.recorded_at
-            row = InstanceRow(manager.name, instance_id, ACTIVE, {}, {}, now, now)
-            try:
-                instance = _Instance(manager, row)
-            except pydantic.ValidationError as error:
-                raise InvalidInput(
-                    f"{type(manager).__name__}.state_type needs defaults for every field"
-                    f" to start an instance: {error}"
-                ) from None
-            self._cache[instance_id] = instance
-        elif instance.status != ACTIVE:
-            return  # ended: later events change nothing
-        process: Process[Any] = Process(manager, instance, record)
-        method = getattr(manager, attribute)
-        await _maybe_await(method(event, process) if wants_process else method(event))
-        if role == "end":
-            process.complete()
-        await self._carry_out(instance, process, record)
-
-    async def _deadline(self, record: RecordedEvent) -> None:
-        data = record.data
-        instance = await self._load(str(data["instance_id"]))
-        name = str(data["timeout"])
-        if instance is None or instance.status != ACTIVE:
-            return
-        pending = instance.timeouts.get(name)
-        if pending is None or pending["id"] != data["timeout_id"]:
-            return  # cancelled or replaced since: ignore
-        del instance.timeouts[name]
-        self._cancelled.add(uuid.UUID(pending["id"]))
-        process: Process[Any] = Process(self.manager, instance, record)
-        method = getattr(self.manager, self.manager.__timeout_handlers__[name])
-        await _maybe_await(method(process))
-        await self._carry_out(instance, process, record)
-
-    async def _carry_out(
-        self, instance: _Instance, process: Process[Any], record: RecordedEvent
-    ) -> None:
-        manager = self.manager
-        self._dirty.add(process.instance_id)
-        for name in process._cancelled:
-            pending = instance.timeouts.pop(name, None)
-            if pending is not None:
-                self._cancelled.add(uuid.UUID(pending["id"]))
-        correlation = record.metadata.get("correlation_id") or str(record.id)
-        metadata = {
-            "correlation_id": correlation,
-            "causation_id": str(record.id),
-            "actor": f"process:{manager.name}",
-        }
-        for name, due_at in process._scheduled:
-            replaced = instance.timeouts.get(name)
-            if replaced is not None:
-                self._cancelled.add(uuid.UUID(replaced["id"]))
-            # Derived from the event: handling it again schedules the same deadline.
-            timeout_id = uuid.uuid5(record.id, f"deadline:{name}")
-            instance.timeouts[name] = {"id": str(timeout_id), "due_at": due_at.isoformat()}
-            self._cancelled.discard(timeout_id)
-            self._scheduled[timeout_id] = TimeoutRow(
-                timeout_id, manager.name, process.instance_id, name, due_at, metadata
-            )
-        await self._send(instance, process, record, correlation)
-        if instance.status != ACTIVE:
-            for pending in instance.timeouts.values():
-                self._cancelled.add(uuid.UUID(pending["id"]))
-            instance.timeouts = {}
-        for timeout_id in self._cancelled:
-            self._scheduled.pop(timeout_id, None)
-
-    async def _send(
-        self, instance: _Instance, process: Process[Any], record: RecordedEvent, correlation: str
-    ) -> None:
-        manager = self.manager
-        index = 0
-        while index < len(process._sends):
-            command, compensation = process._sends[index]
-            try:
-                await self.bus.send(
-                    command,
-                    idempotency_key=f"{manager.name}:{record.id}:{index}",
-                    correlation_id=correlation,
-                    causation_id=str(record.id),
-                    actor=f"process:{manager.name}",
-                )
-            except IdempotencyKeyReused as reused:
-                # Sent before with other data: the handler is not deterministic. The
-                # first command stands (it is what happened).
-                log.warning("%s: %s; keeping the first command", manager.name, reused)
-            except (DomainError, NotFound) as error:
-                dropped = process._sends[index + 1 :]
-                del process._sends[index + 1 :]
-                log.info(
-                    "%s %s: %s refused (%s); %d later command(s) not sent",
-                    manager.name,
-                    process.instance_id,
-                    command.command_name,
-                    error,
-                    len(dropped),
-                )
-                await _maybe_await(manager.on_rejected(command, error, process))
-                index += 1
-                continue
-            if compensation is not None:
-                instance.compensations.append(
-                    {
-                        "command": compensation.command_name,
-                        "payload": compensation.model_dump(mode="json"),
-                    }
-                )
-            index += 1
-
-    async def write(self, tx: StoreTransaction) -> None:
-        now = datetime.now(UTC)
-        rows = [
-            instance.to_row(now)
-            for instance_id in self._dirty
-            if (instance := self._cache.get(instance_id)) is not None
-        ]
-        await self.storage.save(tx, rows, self._scheduled.values(), self._cancelled)
 
 
 def _public(row: InstanceRow) -> ProcessInstance:

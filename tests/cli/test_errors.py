@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from eventledger.examples.orders.demo import application as demo_application
-from eventledger.projections._storage import storage_for
 from tests.cli.conftest import DEMO_APP, ORDERS_APP, Cli, settle
 
 
@@ -110,9 +109,10 @@ async def test_a_projection_running_elsewhere_is_left_to_its_runner(
     await settle(demo_application, store_url, demo=True)
     async with demo_application.run(store_url) as service:
         owner = service.runner.owner
-        storage = storage_for(service.store)
+        storage = service.store.read_side()
         for _ in range(300):  # its worker takes the lease soon after starting
-            if await storage.lease_owner("order_list") == owner:
+            lease = await storage.lease("order_list")
+            if lease is not None and lease.owner == owner:
                 break
             await asyncio.sleep(0.01)
         # In threads: the runner goes on meanwhile (it holds SQLite's write lock now and

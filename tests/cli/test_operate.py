@@ -15,10 +15,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eventledger import ApiKeys, Application, open_store
+from eventledger import Application, open_store
 from eventledger.examples.orders.app import application as orders_application
 from eventledger.examples.orders.demo import application as demo_application
 from eventledger.examples.orders.read_models import OrderList
+from eventledger.http import ApiKeys
 from tests.cli import fixed_demo
 from tests.cli.conftest import (
     DEMO_APP,

@@ -40,7 +40,7 @@ from eventledger.examples.orders.domain import (
 from eventledger.examples.orders.fulfilment import OrderFulfilment
 from eventledger.examples.orders.stock import StockItem
 from eventledger.process import Process, ProcessManager, on, starts
-from eventledger.projections import OnFailure, ProjectionRunner, RetryPolicy
+from eventledger.projections import OnFailure, ProjectionRunner, RetryPolicy, RunScope
 
 BOOKS = [OrderLine(sku="BOOK", quantity=2, unit_price=Decimal("12.50"))]
 FAST = RetryPolicy(max_attempts=3, initial_delay=0.001, max_delay=0.01)
@@ -236,12 +236,9 @@ async def test_commands_are_sent_once_per_event_even_when_the_process_dies_befor
     await bus.send(PlaceOrder(order_id="o-6", customer_id="fay", lines=BOOKS))
     # A process that handles the event (and sends) but dies before its batch commits.
     doomed = QuickFulfilment()
-    doomed.attach(bus)
-    batch = doomed.start_batch(store)
+    consumer = doomed.consumer(RunScope(store, store.read_side(), None, bus))
     records = [e async for e in store.read_all()]
-    for record in records:
-        if doomed.handles(record):
-            await batch.handle(record)
+    await consumer.batch([r for r in records if consumer.handles(r)]).prepare()
     assert (await Repository(store, StockItem).load("BOOK")).reservations == {"o-6": 2}
     # The next process handles the same events again: nothing is reserved twice.
     async with ProjectionRunner(store, [QuickFulfilment()], commands=bus) as runner:

@@ -15,7 +15,7 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 
-from eventledger import ApiKeys, Application, EventStore, open_store
+from eventledger import Application, EventStore, open_store
 from eventledger.examples.orders.commands import handlers
 from eventledger.examples.orders.domain import Order, OrderCreated
 from eventledger.examples.orders.fulfilment import OrderFulfilment
@@ -25,7 +25,7 @@ from eventledger.examples.orders.read_models import (
     OrderList,
 )
 from eventledger.examples.orders.stock import StockItem
-from eventledger.http import create_app
+from eventledger.http import ApiKeys, create_app
 from eventledger.projections import Context, DocumentProjection, RetryPolicy, on
 
 

@@ -30,8 +30,8 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 
-from eventledger import ApiKeys, open_store
-from eventledger.http import create_app
+from eventledger import open_store
+from eventledger.http import ApiKeys, create_app
 from tests.http.conftest import orders_application, serve
 from tests.postgres_urls import with_settings
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from eventledger import ApiKeys, open_store
+from eventledger import open_store
 from eventledger.examples.orders.app import application
-from eventledger.http import create_app
+from eventledger.http import ApiKeys, create_app
 from tests.http.conftest import serve
 
 ROOT = Path(__file__).resolve().parents[2]

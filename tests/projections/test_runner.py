@@ -278,11 +278,12 @@ async def test_one_runner_at_a_time_and_another_takes_over_when_it_dies(
     with pytest.raises(Exception, match="run by another process"):
         await second.reset("counts")
     # The first runner dies without a word: its tasks stop, its lease is not released.
-    for worker in first._workers.values():
-        assert worker.task is not None
-        worker.task.cancel()
+    for name in first.names:
+        task = first.subscription(name).task
+        assert task is not None
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await worker.task
+            await task
     started = time.monotonic()
     last = await tick(second_store, "Tick-a", 5)
     await second.wait_until("counts", last, timeout=10)

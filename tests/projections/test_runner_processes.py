@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eventledger import EventStore, NewEvent, open_store
 from eventledger.projections import ProjectionRunner
-from eventledger.projections._storage import ReadSideStorage, storage_for
+from eventledger.storage import ReadSideStorage
 from tests import processes
 from tests.processes import kill
 from tests.projections.runner_process import Applied
@@ -25,7 +25,7 @@ def start(url: str, owner: str) -> subprocess.Popen[str]:
 
 
 async def checkpoint(store: EventStore) -> int:
-    return await storage_for(store).get_checkpoint("applied") or 0
+    return await store.read_side().get_checkpoint("applied") or 0
 
 
 async def wait_for(condition_met: Callable[[], Awaitable[bool]], timeout: float) -> float:
@@ -86,18 +86,18 @@ async def test_another_process_takes_over_within_seconds_when_the_holder_dies(
     shared_store_url: str,
 ) -> None:
     store = await open_store(shared_store_url)
-    storage = storage_for(store)
+    storage = store.read_side()
     first = start(shared_store_url, "first")
     second = start(shared_store_url, "second")
     try:
         await wait_for(lambda: _owner_is(storage, {"first", "second"}), timeout=10)
-        holder = await storage.lease_owner("applied")
+        holder = await _owner(storage)
         kill(first if holder == "first" else second)
         await store.append("Tick-late", [NewEvent("Ticked", {"n": 0})])
         head = await store.head_position()
         took = await wait_for(lambda: _moved_past(store, head - 1), timeout=15)
         assert took < 5, f"takeover took {took:.1f} s"
-        assert await storage.lease_owner("applied") == ("second" if holder == "first" else "first")
+        assert await _owner(storage) == ("second" if holder == "first" else "first")
     finally:
         for process in (first, second):
             if process.poll() is None:
@@ -106,4 +106,9 @@ async def test_another_process_takes_over_within_seconds_when_the_holder_dies(
 
 
 async def _owner_is(storage: ReadSideStorage, owners: set[str]) -> bool:
-    return await storage.lease_owner("applied") in owners
+    return await _owner(storage) in owners
+
+
+async def _owner(storage: ReadSideStorage) -> str | None:
+    lease = await storage.lease("applied")
+    return lease.owner if lease else None

@@ -183,10 +183,7 @@ def migrate(store: str | None = store_option()) -> None:
         settings = _config.settings(store, None)
         async with await open_store(settings.store) as opened_store:
             head = await opened_store.head_position()
-        from eventledger.stores._migrations import latest_version
-
-        backend = "postgres" if opened_store.dialect == "postgres" else opened_store.dialect
-        version = latest_version(backend) if backend != "memory" else 0
+            version = opened_store.schema_version
         out.line(f"{settings.store}: schema version {version}, last position {head}")
 
     run(work, out)

@@ -29,9 +29,8 @@ from eventledger.cli import _config, app, app_option, json_option, opened, run, 
 from eventledger.cli._output import Output
 from eventledger.commands import CommandBus
 from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
-from eventledger.keys import SCOPES, ApiKeys
+from eventledger.http.keys import SCOPES, ApiKeys
 from eventledger.projections import ProjectionRunner
-from eventledger.projections._storage import storage_for
 from eventledger.stores.base import EventStore
 
 projections = typer.Typer(help="Projections and processes: status, rebuild, reset.")
@@ -74,7 +73,7 @@ def projections_status(
     async def work() -> None:
         opened_store, configured_app = await opened(store)
         async with opened_store:
-            storage = storage_for(opened_store)
+            storage = opened_store.read_side()
             checkpoints = await storage.checkpoints()
             names = sorted(n for n in checkpoints if "@" not in n)
             reference = app_ref or configured_app
@@ -86,7 +85,8 @@ def projections_status(
             for name in names:
                 position = checkpoints.get(name, 0)
                 behind = await opened_store.count_events(after=position, limit=10_000_000)
-                owner = await storage.lease_owner(name)
+                lease = await storage.lease(name)
+                owner = lease.owner if lease else None
                 parked = await storage.dead_letters(name, "parked")
                 rebuilding = [n for n in checkpoints if n.startswith(f"{name}@")]
                 rows.append(
@@ -273,11 +273,11 @@ class _local_runner:
             known = ", ".join(p.name for p in made)
             await self.store.close()
             raise NotFound(f"{application.name} has no projection {self.name!r}; known: {known}")
-        owner = await storage_for(self.store).lease_owner(self.name)
-        if owner is not None:
+        lease = await self.store.read_side().lease(self.name)
+        if lease is not None:
             await self.store.close()
             raise OperationalError(
-                f"{self.name} is run by {owner} right now; stop it there, or ask it with"
+                f"{self.name} is run by {lease.owner} right now; stop it there, or ask it with"
                 " --server http://<host>:<port>"
             )
         bus = CommandBus(self.store, application.handlers, registry=application.registry)
@@ -331,7 +331,7 @@ def dlq_list(
     async def work() -> None:
         opened_store, _ = await opened(store)
         async with opened_store:
-            letters = await storage_for(opened_store).dead_letters(projection, "parked")
+            letters = await opened_store.read_side().dead_letters(projection, "parked")
         out.table(
             ["id", "projection", "position", "event", "stream", "attempts", "error"],
             [
@@ -381,7 +381,7 @@ def _resolve(
         else:
             opened_store, _ = await opened(store)
             async with opened_store:
-                letter = await storage_for(opened_store).dead_letter(letter_id)
+                letter = await opened_store.read_side().dead_letter(letter_id)
             if letter is None:
                 raise NotFound(f"no dead letter {letter_id}")
             if letter.status != "parked":
@@ -398,7 +398,9 @@ def _resolve(
 
 @dlq.command("retry")
 def dlq_retry(
-    letter_id: int = typer.Argument(..., help="The dead letter's id (see dlq list)."),
+    letter_id: int = typer.Argument(
+        ..., min=1, max=(1 << 63) - 1, help="The dead letter's id (see dlq list)."
+    ),
     store: str | None = store_option(),
     app_ref: str | None = app_option(),
     server: str | None = server_option(),
@@ -413,7 +415,9 @@ def dlq_retry(
 
 @dlq.command("skip")
 def dlq_skip(
-    letter_id: int = typer.Argument(..., help="The dead letter's id (see dlq list)."),
+    letter_id: int = typer.Argument(
+        ..., min=1, max=(1 << 63) - 1, help="The dead letter's id (see dlq list)."
+    ),
     store: str | None = store_option(),
     app_ref: str | None = app_option(),
     server: str | None = server_option(),

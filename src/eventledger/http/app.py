@@ -22,13 +22,13 @@ from eventledger.app import Application, Service
 from eventledger.errors import InvalidInput
 from eventledger.http import problems
 from eventledger.http.auth import ApiKeyAuthenticator, Authenticator
+from eventledger.http.keys import ApiKeys
 from eventledger.http.live import add_routes as add_live_routes
 from eventledger.http.live import close_feeds
 from eventledger.http.operations import add_routes as add_operation_routes
 from eventledger.http.operations import cancel_rebuilds
 from eventledger.http.reads import add_routes as add_read_routes
 from eventledger.http.writes import add_routes as add_write_routes
-from eventledger.keys import ApiKeys
 from eventledger.stores.base import EventStore
 
 __all__ = ["create_app"]

@@ -15,8 +15,8 @@ from typing import Protocol
 
 from fastapi import Request
 
+from eventledger.http.keys import ApiKeys
 from eventledger.http.problems import HttpProblem
-from eventledger.keys import ApiKeys
 
 __all__ = ["ApiKeyAuthenticator", "Authenticator", "Principal", "require"]
 
@@ -35,7 +35,7 @@ class Authenticator(Protocol):
 
 
 class ApiKeyAuthenticator:
-    """Checks API keys kept in the store (see :class:`eventledger.ApiKeys`)."""
+    """Checks API keys kept in the store (see :class:`eventledger.http.ApiKeys`)."""
 
     def __init__(self, keys: ApiKeys) -> None:
         self.keys = keys

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from eventledger.errors import InvalidInput, NotFound
@@ -17,11 +17,11 @@ from eventledger.http import models
 from eventledger.http.auth import Principal, require
 from eventledger.http.problems import HttpProblem, Problem
 from eventledger.process import ProcessManager
-from eventledger.projections._storage import storage_for
 
 log = logging.getLogger("eventledger.http")
 
 READ = Depends(require("read"))
+LETTER_ID = Path(ge=1, le=(1 << 63) - 1, description="the dead letter's id")
 ADMIN = Depends(require("admin"))
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "Not possible for this kind of projection"},
@@ -74,7 +74,7 @@ def add_routes(app: FastAPI) -> None:
     )
     async def rebuild(request: Request, name: str, _: Principal = ADMIN) -> Response:
         runner = known(request, name)
-        if runner.get(name).sends_commands:
+        if not runner.get(name).rebuildable:
             raise InvalidInput(f"{name} is a process manager: a rebuild would send its commands")
         running: dict[str, asyncio.Task[None]] = request.app.state.rebuilds
         (current,) = await runner.status(name)
@@ -124,7 +124,7 @@ def add_routes(app: FastAPI) -> None:
         return JSON([models.letter_json(letter) for letter in letters])
 
     async def letter(request: Request, letter_id: int) -> Any:
-        found = await storage_for(service_of(request).store).dead_letter(letter_id)
+        found = await service_of(request).store.read_side().dead_letter(letter_id)
         if found is None:
             raise NotFound(f"no dead letter {letter_id}")
         if found.status != "parked":
@@ -140,13 +140,13 @@ def add_routes(app: FastAPI) -> None:
         response_model=models.DeadLetterOut,
         responses=ERRORS,
     )
-    async def retry(request: Request, letter_id: int, _: Principal = ADMIN) -> Response:
+    async def retry(request: Request, letter_id: int = LETTER_ID, _: Principal = ADMIN) -> Response:
         parked = await letter(request, letter_id)
         try:
             await service_of(request).runner.retry(parked.subscription, letter_id)
         except ProjectionFailed as failed:
             raise HttpProblem(409, "failed-again", "The retry failed again", str(failed)) from None
-        resolved = await storage_for(service_of(request).store).dead_letter(letter_id)
+        resolved = await service_of(request).store.read_side().dead_letter(letter_id)
         return JSON(models.letter_json(resolved or parked))
 
     @app.post(
@@ -156,10 +156,10 @@ def add_routes(app: FastAPI) -> None:
         response_model=models.DeadLetterOut,
         responses=ERRORS,
     )
-    async def skip(request: Request, letter_id: int, _: Principal = ADMIN) -> Response:
+    async def skip(request: Request, letter_id: int = LETTER_ID, _: Principal = ADMIN) -> Response:
         parked = await letter(request, letter_id)
         await service_of(request).runner.skip(parked.subscription, letter_id)
-        resolved = await storage_for(service_of(request).store).dead_letter(letter_id)
+        resolved = await service_of(request).store.read_side().dead_letter(letter_id)
         return JSON(models.letter_json(resolved or parked))
 
     def manager(request: Request, name: str) -> ProcessManager:

@@ -189,7 +189,7 @@ def add_routes(app: FastAPI) -> None:
         listed = []
         for name in runner.names:
             projection = runner.get(name)
-            if projection.sends_commands:
+            if not projection.rebuildable:
                 continue
             indexes = dict(projection.indexes) if isinstance(projection, DocumentProjection) else {}
             # The kind it is: the first of its classes that eventledger defines.

@@ -20,23 +20,23 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-import types
-import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+from eventledger._annotations import annotated_types
 from eventledger.errors import InvalidInput
 from eventledger.events import Event, EventRegistry, default_registry
 from eventledger.failures import RetryPolicy
-from eventledger.projections._storage import FIELD_NAME, KINDS
 from eventledger.projections.documents import Documents
 from eventledger.records import JSONObject, RecordedEvent
+from eventledger.storage import FIELD_NAME, INDEX_KINDS, Concern, ReadSideStorage, SqlTables
 from eventledger.stores.base import EventStore, StoreTransaction
 
 if TYPE_CHECKING:
     from eventledger.commands import CommandBus
+    from eventledger.subscriptions import Consumer
 
 __all__ = [
     "Context",
@@ -44,12 +44,12 @@ __all__ = [
     "From",
     "InMemoryProjection",
     "Projection",
+    "RunScope",
     "SqlProjection",
     "on",
 ]
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 HandlerTarget = type[Event] | str
 
 
@@ -78,6 +78,19 @@ def on(*targets: Any) -> Any:
     return mark
 
 
+@dataclass(frozen=True, slots=True)
+class RunScope:
+    """What a runner gives its projections to run with: the store, and what the store
+    keeps for them (see :mod:`eventledger.storage`)."""
+
+    store: EventStore
+    read_side: ReadSideStorage
+    sql: SqlTables | None = None
+    """The SQL tables of SQL read models, where the backend has SQL."""
+    commands: CommandBus | None = None
+    """The command bus process managers send with."""
+
+
 @dataclass(slots=True)
 class Context:
     """What a handler knows besides the event: where it is recorded, and where to write."""
@@ -86,6 +99,7 @@ class Context:
     tx: StoreTransaction | None
     docs: Documents | None
     tables: Mapping[str, str]
+    sql: SqlTables | None = None
 
     @property
     def position(self) -> int:
@@ -125,19 +139,9 @@ class Context:
         return await self.tx.fetch(text, *args)
 
     def _portable(self, sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        assert self.tx is not None
-        postgres = self.tx.dialect == "postgres"
-        args: list[Any] = []
-
-        def placeholder(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in params:
-                raise InvalidInput(f"no value for :{name} in {sql!r}")
-            args.append(params[name])
-            return f"${len(args)}" if postgres else "?"
-
-        text = _NAMED.sub(placeholder, sql.format(**self.tables))
-        return text, args
+        if self.sql is None:
+            raise InvalidInput("this store has no SQL; SQL read models need SQLite or PostgreSQL")
+        return self.sql.bind(sql.format(**self.tables), params)
 
     def table(self, name: str) -> str:
         """The table a :class:`SqlProjection` writes for `name` in this generation."""
@@ -176,7 +180,15 @@ class Projection:
                     continue
                 targets = getattr(member, "__handles__", ())
                 if targets is None:
-                    targets = _types_from_annotation(cls, member)
+                    targets = annotated_types(
+                        member,
+                        Event,
+                        position=1,
+                        owner=cls,
+                        arity=(2, 3),
+                        usage="(self, event) or (self, event, context)",
+                        instead="@on(EventType)",
+                    )
                 if targets:
                     wants_context = len(inspect.signature(member).parameters) >= 3
                     for target in targets:
@@ -224,45 +236,35 @@ class Projection:
         if inspect.isawaitable(outcome):
             await outcome
 
-    # What each kind does around a batch; the runner calls these.
+    # What the runner asks of each kind.
 
-    physical_tables: ClassVar[bool] = True
-    sends_commands: ClassVar[bool] = False
-    """Process managers: batches are handled before their transaction (each command
-    commits on its own), rebuilds and resets are refused, and a command bus is needed."""
+    needs: ClassVar[tuple[Concern, ...]] = ("read_side",)
+    """What the store must keep for this kind of projection (see :mod:`eventledger.storage`)."""
+    rebuildable: ClassVar[bool] = True
+    """Whether the runner may rebuild or reset it (process managers would send their
+    commands again)."""
 
-    def attach(self, bus: CommandBus) -> None:
-        """Receive the runner's command bus (process managers send with it)."""
+    def consumer(self, scope: RunScope, generation: int | None = None) -> Consumer:
+        """The subscription consumer that runs this projection (into `generation`; None:
+        the generation queries see, found when it becomes active)."""
+        from eventledger.projections.consumers import StoredConsumer
 
-    def start_batch(self, store: EventStore) -> OutsideBatch:
-        """A batch handled before its transaction (only where `sends_commands`)."""
-        raise InvalidInput(
-            f"{type(self).__name__} handles its batches inside the runner's transaction;"
-            " only projections that send commands handle them before it"
-        )
-
-    async def before_step(self, store: EventStore) -> None:
-        """Runs at each step of the runner's loop while this projection is active."""
+        return StoredConsumer(self, scope, generation)
 
     def table_names(self, generation: int) -> dict[str, str]:
         return {}
 
-    async def create(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+    async def begin(self, tx: StoreTransaction, scope: RunScope) -> None:
+        """Get a batch's transaction ready for the handlers."""
+
+    async def create(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
         """Create the read model's tables for a generation (idempotent)."""
 
-    async def drop(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+    async def drop(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
         """Drop a generation's tables."""
 
-    async def point_views(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+    async def point_views(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
         """Make the queries see `generation`."""
-
-
-class OutsideBatch(Protocol):
-    """What a process manager's batch does for the runner."""
-
-    async def prefetch(self, records: Sequence[RecordedEvent]) -> None: ...
-    async def handle(self, record: RecordedEvent) -> None: ...
-    async def write(self, tx: StoreTransaction) -> None: ...
 
 
 class From:
@@ -303,10 +305,10 @@ class DocumentProjection(Projection):
                 raise InvalidInput(f"{cls.__name__}.maps keys are Event classes, not {target!r}")
         super().__init_subclass__(**kwargs)
         for field, kind in cls.indexes.items():
-            if not FIELD_NAME.fullmatch(field) or kind not in KINDS:
+            if not FIELD_NAME.fullmatch(field) or kind not in INDEX_KINDS:
                 raise InvalidInput(
                     f"{cls.__name__}.indexes: {field!r}: {kind!r} must map a field name to one"
-                    f" of {', '.join(KINDS)}"
+                    f" of {', '.join(INDEX_KINDS)}"
                 )
         for target in cls.maps:
             cls.__handlers__.setdefault(target, ("_apply_map", True))
@@ -324,14 +326,14 @@ class DocumentProjection(Projection):
     def view(self) -> str:
         return f"rm_{self.name}"
 
-    async def create(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
-        await storage.create_collection(tx, self.table(generation), self.indexes)
+    async def create(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        await scope.read_side.create_collection(tx, self.table(generation), self.indexes)
 
-    async def drop(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
-        await storage.drop_collection(tx, self.table(generation))
+    async def drop(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        await scope.read_side.drop_collection(tx, self.table(generation))
 
-    async def point_views(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
-        await storage.point_view(tx, self.view, self.table(generation))
+    async def point_views(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        await scope.read_side.point_view(tx, self.view, self.table(generation))
 
     async def _apply_map(self, event: Any, context: Context) -> None:
         target = type(event) if isinstance(event, Event) else event.type
@@ -369,36 +371,42 @@ class SqlProjection(Projection):
             if not _NAME.fullmatch(logical):
                 raise InvalidInput(f"{cls.__name__}: table name {logical!r} is not valid")
 
+    needs: ClassVar[tuple[Concern, ...]] = ("read_side", "sql_tables")
+
     def table_names(self, generation: int) -> dict[str, str]:
         return {logical: f"{logical}_g{generation}" for logical in self.tables}
 
-    async def create(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+    async def begin(self, tx: StoreTransaction, scope: RunScope) -> None:
+        await _sql(scope).prepare(tx)  # the handlers' unqualified table names find ours
+
+    async def create(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        sql = _sql(scope)
+        await sql.prepare(tx)
         for logical, physical in self.table_names(generation).items():
-            if await _table_exists(tx, physical):
+            if await sql.table_exists(tx, physical):
                 continue
             for statement in self.tables[logical].format(**self.table_names(generation)).split(";"):
                 if statement.strip():
                     await tx.execute(statement)
 
-    async def drop(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
-        cascade = " CASCADE" if tx.dialect == "postgres" else ""  # views are remade after
+    async def drop(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        sql = _sql(scope)
+        await sql.prepare(tx)
         for physical in self.table_names(generation).values():
-            await tx.execute(f"DROP TABLE IF EXISTS {physical}{cascade}")
+            await sql.drop_table(tx, physical)  # views on it go too; point_views remakes them
 
-    async def point_views(self, tx: StoreTransaction, storage: Any, generation: int) -> None:
+    async def point_views(self, tx: StoreTransaction, scope: RunScope, generation: int) -> None:
+        sql = _sql(scope)
+        await sql.prepare(tx)
         for logical, physical in self.table_names(generation).items():
-            await tx.execute(f"DROP VIEW IF EXISTS {logical}")
-            await tx.execute(f"CREATE VIEW {logical} AS SELECT * FROM {physical}")
+            await sql.point_view(tx, logical, physical)
 
 
-async def _table_exists(tx: StoreTransaction, table: str) -> bool:
-    if tx.dialect == "postgres":
-        return bool(await tx.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
-    return bool(
-        await tx.fetchval(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", table
-        )
-    )
+def _sql(scope: RunScope) -> SqlTables:
+    if scope.sql is None:
+        scope.store.require("sql_tables")
+        raise AssertionError("unreachable")  # pragma: no cover
+    return scope.sql
 
 
 class InMemoryProjection(Projection):
@@ -406,7 +414,12 @@ class InMemoryProjection(Projection):
     then kept live. Keep its state in attributes set in ``__init__``; handlers change them.
     """
 
-    physical_tables = False
+    needs: ClassVar[tuple[Concern, ...]] = ()
+
+    def consumer(self, scope: RunScope, generation: int | None = None) -> Consumer:
+        from eventledger.projections.consumers import InMemoryConsumer
+
+        return InMemoryConsumer(self)
 
     def memory_bytes(self) -> int:
         """About how much memory the state takes (its attributes, followed deeply)."""
@@ -426,35 +439,3 @@ def _deep_size(value: Any, seen: set[int] | None = None) -> int:
     elif hasattr(value, "__dict__") and not isinstance(value, type):
         size += _deep_size(vars(value), seen)
     return size
-
-
-def _types_from_annotation(cls: type, function: Callable[..., Any]) -> tuple[type[Event], ...]:
-    parameters = list(inspect.signature(function).parameters.values())
-    if len(parameters) < 2:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: a handler takes (self, event[, context])"
-        )
-    try:
-        hints = typing.get_type_hints(function, localns=dict(vars(cls)))
-    except NameError as error:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: cannot resolve the event annotation ({error});"
-            " name the types instead: @on(EventType)"
-        ) from None
-    annotation = hints.get(parameters[1].name)
-    if annotation is None:
-        raise InvalidInput(
-            f"{cls.__name__}.{function.__name__}: annotate the event, or use @on(EventType)"
-        )
-    options: Iterable[Any] = (
-        typing.get_args(annotation)
-        if typing.get_origin(annotation) in (Union, types.UnionType)
-        else (annotation,)
-    )
-    found = tuple(options)
-    for option in found:
-        if not (isinstance(option, type) and issubclass(option, Event)):
-            raise InvalidInput(
-                f"{cls.__name__}.{function.__name__}: {option!r} is not an Event class"
-            )
-    return found

@@ -8,12 +8,13 @@ in one statement when the batch commits, with its checkpoint. Outside,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from eventledger import _json
 from eventledger.errors import InvalidInput
-from eventledger.projections._storage import Range, ReadSideStorage, Where
+from eventledger.storage import Range, ReadSideStorage, Where
 from eventledger.stores.base import StoreTransaction
 
 __all__ = ["DocumentQueries", "Documents", "Range"]
@@ -97,8 +98,12 @@ class DocumentQueries:
 
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         _check_id(doc_id)
-        found = await self._storage.get_documents(None, self._view, [doc_id])
-        return found.get(doc_id)
+        found = await self._storage.get_raw_documents(None, self._view, [doc_id])
+        raw = found.get(doc_id)
+        if raw is None:
+            return None
+        doc: dict[str, Any] = _json.loads(raw)
+        return doc
 
     async def find(
         self,
@@ -117,14 +122,55 @@ class DocumentQueries:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit!r}")
         if not isinstance(offset, int) or offset < 0:
             raise InvalidInput(f"offset must be an int >= 0, not {offset!r}")
+        for item in order_by:
+            if not isinstance(item, str):
+                raise InvalidInput(f"order_by takes field names, not {item!r}")
+            _indexed(self.indexes, item.removeprefix("-"))
         return await self._storage.find(
-            self._view, self.indexes, dict(where or {}), list(order_by), limit, offset
+            self._view, self.indexes, self._checked(where), list(order_by), limit, offset
         )
 
     async def count(self, where: Where | None = None) -> int:
-        return await self._storage.count(self._view, self.indexes, dict(where or {}))
+        return await self._storage.count(self._view, self.indexes, self._checked(where))
+
+    def _checked(self, where: Where | None) -> dict[str, Any]:
+        """The conditions, after refusing what no backend could compare: an unindexed
+        field, a value of the wrong kind."""
+        conditions = dict(where or {})
+        for name, condition in conditions.items():
+            kind = _indexed(self.indexes, name)
+            if isinstance(condition, Range):
+                values: Iterable[Any] = [bound for _, bound in condition.bounds()]
+            elif isinstance(condition, list | tuple | set | frozenset):
+                values = condition
+            else:
+                values = [] if condition is None else [condition]
+            for value in values:
+                _check_value(value, kind)
+        return conditions
 
 
 def _check_id(doc_id: object) -> None:
     if not isinstance(doc_id, str) or not doc_id or len(doc_id) > 255:
         raise InvalidInput(f"a document id is a non-empty string of at most 255, not {doc_id!r}")
+
+
+def _indexed(indexes: Mapping[str, str], name: str) -> str:
+    kind = indexes.get(name)
+    if kind is None:
+        raise InvalidInput(
+            f"field {name!r} is not an indexed field of this read model; queries use declared"
+            f" indexes ({', '.join(sorted(indexes)) or 'none declared'})"
+        )
+    return kind
+
+
+def _check_value(value: Any, kind: str) -> None:
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise InvalidInput(f"a number field is compared with numbers, not {value!r}")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"a boolean field is compared with True or False, not {value!r}")
+    elif not isinstance(value, str):
+        raise InvalidInput(f"a text field is compared with strings, not {value!r}")

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit
+import importlib
+from collections.abc import Awaitable, Callable
 
 from eventledger.errors import InvalidInput, UnsupportedStoreURL
-from eventledger.stores.base import EventStore
+from eventledger.stores.base import EventStore, StoreTransaction
 
-__all__ = ["EventStore", "open_store"]
+__all__ = ["EventStore", "StoreTransaction", "open_store", "register_backend"]
+
+Opener = Callable[[str], Awaitable[EventStore]]
+
+# The backends that ship with eventledger, imported when first used (each package has
+# an `open_url`), and the ones other packages registered.
+_BACKENDS = {
+    "memory": "eventledger.stores.memory",
+    "sqlite": "eventledger.stores.sqlite",
+    "postgresql": "eventledger.stores.postgres",
+    "postgres": "eventledger.stores.postgres",
+}
+_openers: dict[str, Opener] = {}
+
+
+def register_backend(scheme: str, opener: Opener) -> None:
+    """Make ``open_store("<scheme>://...")`` open a store with `opener` (an async function
+    of the whole URL): how a backend from another package plugs in. See
+    ``docs/architecture.md`` for the protocols and conformance suites a backend passes."""
+    if not isinstance(scheme, str) or not scheme.isidentifier() or scheme != scheme.lower():
+        raise InvalidInput(f"a URL scheme is a lower-case identifier, not {scheme!r}")
+    _openers[scheme] = opener
 
 
 async def open_store(url: str) -> EventStore:
@@ -27,54 +49,26 @@ async def open_store(url: str) -> EventStore:
     """
     if not isinstance(url, str):
         raise InvalidInput(f"a store URL must be a string, not {type(url).__name__}")
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if not sep:
         raise UnsupportedStoreURL(
             f"{url!r} is not a store URL; use memory://, sqlite:///events.db or postgresql://..."
         )
-    if scheme == "memory":
-        from eventledger.stores.memory import MemoryStore
-
-        return MemoryStore(rest)
-    if scheme == "sqlite":
-        from eventledger.stores.sqlite import SQLiteStore
-
-        if not rest.startswith("/"):
-            raise UnsupportedStoreURL(
-                f"{url!r}: a SQLite URL has three slashes before a relative path"
-                " (sqlite:///events.db) and four before an absolute one (sqlite:////tmp/events.db)"
-            )
-        parts = urlsplit("sqlite://" + rest)
-        settings = dict(parse_qsl(parts.query))
-        unknown = set(settings) - {"synchronous", "timeout"}
-        if unknown:
-            raise UnsupportedStoreURL(
-                f"unknown SQLite setting(s) {', '.join(sorted(unknown))};"
-                " known: synchronous, timeout"
-            )
-        options: dict[str, object] = {}
-        if "synchronous" in settings:
-            options["synchronous"] = settings["synchronous"]
-        if "timeout" in settings:
+    opener = _openers.get(scheme)
+    if opener is None:
+        module = _BACKENDS.get(scheme)
+        if module is not None:
             try:
-                options["timeout"] = float(settings["timeout"])
-            except ValueError:
-                raise InvalidInput(
-                    f"timeout must be a number of seconds, not {settings['timeout']!r}"
+                opener = importlib.import_module(module).open_url
+            except ImportError as error:
+                if error.name != "asyncpg":
+                    raise
+                raise UnsupportedStoreURL(
+                    "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
                 ) from None
-        return await SQLiteStore.open(unquote(parts.path[1:]), **options)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from eventledger.stores.postgres import PostgresStore
-        except ImportError as error:
-            if error.name != "asyncpg":
-                raise
-            raise UnsupportedStoreURL(
-                "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
-            ) from None
-
-        return await PostgresStore.open(url)
+    if opener is not None:
+        return await opener(url)
     raise UnsupportedStoreURL(
         f"no store for the scheme {scheme!r} in {url!r}; use memory://, sqlite:/// or postgresql://"
     )

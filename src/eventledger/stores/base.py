@@ -8,17 +8,18 @@ bad input, so all of them fail the same way on it.
 from __future__ import annotations
 
 import abc
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from eventledger import _json
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
-from eventledger.errors import DuplicateEventId, InvalidInput, StoreClosed
+from eventledger.errors import DuplicateEventId, InvalidInput, StoreClosed, UnsupportedFeature
 from eventledger.records import (
     ANY,
     AppendResult,
@@ -30,10 +31,21 @@ from eventledger.records import (
 )
 from eventledger.stores._notify import AppendSignal
 
+if TYPE_CHECKING:
+    from eventledger.storage import (
+        CommandLog,
+        Concern,
+        KeyStorage,
+        ProcessStorage,
+        ReadSideStorage,
+        SqlTables,
+    )
+
 __all__ = ["EventStore", "StoreTransaction"]
 
 DEFAULT_PAGE_SIZE = 500
 MAX_LIST_LIMIT = 10_000
+MAX_VERSION = (1 << 63) - 1
 
 
 class StoreTransaction(abc.ABC):
@@ -41,11 +53,11 @@ class StoreTransaction(abc.ABC):
     rows that belong with them (a read model's writes and its checkpoint, a command's
     idempotency record), commit together or not at all.
 
-    SQL uses the backend's own placeholders (``$1`` on PostgreSQL, ``?`` on SQLite);
-    `dialect` says which. The memory store has no SQL (`dialect` ``"memory"``).
+    :meth:`execute` and the ``fetch`` methods take SQL in the backend's own dialect;
+    :meth:`~eventledger.storage.SqlTables.bind` makes portable SQL with ``:name``
+    placeholders the backend's. A backend without SQL (memory) refuses them.
     """
 
-    dialect: str
     _failed: str | None = None
     _appended_ids: set[uuid.UUID] | None = None
 
@@ -130,8 +142,17 @@ class EventStore(abc.ABC):
     url: str
     """The URL the store was opened with (without credentials)."""
 
-    dialect: str
-    """``"postgres"``, ``"sqlite"`` or ``"memory"``: the SQL a transaction takes."""
+    backend: ClassVar[str] = ""
+    """The backend's name (``"memory"``, ``"sqlite"``, ``"postgres"``), for people to read:
+    code asks :attr:`capabilities` instead."""
+
+    capabilities: ClassVar[frozenset[Concern]] = frozenset()
+    """What the backend keeps besides the log (see :mod:`eventledger.storage`)."""
+
+    @property
+    def schema_version(self) -> int:
+        """The version of the database schema the store is at (0: it has none)."""
+        return 0
 
     _closed: bool = False
     _signal: AppendSignal
@@ -188,7 +209,31 @@ class EventStore(abc.ABC):
             raise InvalidInput(f"backwards must be a bool, not {backwards!r}")
         if count == 0:
             return _nothing()
-        return self._read_stream(stream_id, start, backwards, count, when)
+        return self._paged_stream(stream_id, start, backwards, count, when)
+
+    async def _paged_stream(
+        self,
+        stream_id: str,
+        from_version: int | None,
+        backwards: bool,
+        limit: int | None,
+        as_of: datetime | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        if backwards:
+            cursor = from_version if from_version is not None else MAX_VERSION
+        else:
+            cursor = from_version or 1
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _page_size(remaining)
+            page = await self._read_stream_page(stream_id, cursor, backwards, size, as_of)
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            cursor = page[-1].version + (-1 if backwards else 1)
+            if remaining is not None:
+                remaining -= len(page)
 
     def read_all(
         self,
@@ -213,7 +258,40 @@ class EventStore(abc.ABC):
         when = check.check_datetime(since, "since")
         if count == 0:
             return _nothing()
-        return self._read_all(start, count, when)
+        return self._paged_all(start, count, when)
+
+    async def _paged_all(
+        self, after: int, limit: int | None, since: datetime | None
+    ) -> AsyncIterator[RecordedEvent]:
+        if since is not None:
+            first = await self._first_position_since(since)
+            if first is None:
+                return
+            after = max(after, first - 1)
+
+        def fetch(after: int, size: int) -> asyncio.Future[list[RecordedEvent]]:
+            return asyncio.ensure_future(self._read_all_page(after, size, since))
+
+        # While the caller works through one page, the next is already on its way: the
+        # database's work overlaps with the caller's. At most two pages in memory.
+        remaining = limit
+        size = _page_size(remaining)
+        pending: asyncio.Future[list[RecordedEvent]] | None = fetch(after, size)
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                if remaining is not None:
+                    remaining -= len(page)
+                if len(page) == size and (remaining is None or remaining > 0):
+                    size = _page_size(remaining)
+                    pending = fetch(page[-1].position, size)
+                for event in page:
+                    yield event
+        finally:
+            if pending is not None:
+                # The caller stopped early: let the fetch finish and free its connection.
+                pending.add_done_callback(_ignore_result)
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of its events, 0 if it does not exist."""
@@ -233,6 +311,10 @@ class EventStore(abc.ABC):
             raise InvalidInput(f"prefix must be a string, not {type(prefix).__name__}")
         if after is not None and not isinstance(after, str):
             raise InvalidInput(f"after must be a stream id string, not {after!r}")
+        for name, text in (("prefix", prefix), ("after", after)):
+            if text is not None and "\x00" in text:
+                # No stream id holds one (check_stream_id refuses control characters).
+                raise InvalidInput(f"{name} must not contain a NUL character, not {text!r}")
         count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT)
         return await self._list_streams(prefix or "", after, count)
 
@@ -296,6 +378,44 @@ class EventStore(abc.ABC):
         """The position of the last event a reader can see now; 0 for an empty store."""
         self._check_open()
         return await self._head_position()
+
+    # --- what the backend keeps besides the log (see eventledger.storage) --------------------
+
+    def require(self, *concerns: Concern) -> None:
+        """Raise :class:`~eventledger.UnsupportedFeature` unless the backend keeps all of
+        `concerns`; features call it when they are set up."""
+        missing = [c for c in concerns if c not in self.capabilities]
+        if missing:
+            kept = ", ".join(sorted(self.capabilities)) or "nothing but the log"
+            raise UnsupportedFeature(
+                f"the {self.backend or type(self).__name__} store {self.url} does not keep"
+                f" {', '.join(missing)} (it keeps {kept}); open a store whose backend does"
+            )
+
+    def read_side(self) -> ReadSideStorage:
+        """Checkpoints, leases, dead letters and documents (projections and processes)."""
+        self.require("read_side")
+        raise NotImplementedError  # pragma: no cover - a backend that lists it overrides this
+
+    def sql_tables(self) -> SqlTables:
+        """The SQL tables of SQL read models."""
+        self.require("sql_tables")
+        raise NotImplementedError  # pragma: no cover
+
+    def command_log(self) -> CommandLog:
+        """Handled commands and idempotency keys."""
+        self.require("command_log")
+        raise NotImplementedError  # pragma: no cover
+
+    def process_storage(self) -> ProcessStorage:
+        """Process-manager instances and deadlines."""
+        self.require("processes")
+        raise NotImplementedError  # pragma: no cover
+
+    def key_storage(self) -> KeyStorage:
+        """The HTTP server's API keys."""
+        self.require("api_keys")
+        raise NotImplementedError  # pragma: no cover
 
     # --- the read side's access to the database ------------------------------------------
 
@@ -366,19 +486,22 @@ class EventStore(abc.ABC):
     ) -> AppendResult: ...
 
     @abc.abstractmethod
-    def _read_stream(
-        self,
-        stream_id: str,
-        from_version: int | None,
-        backwards: bool,
-        limit: int | None,
-        as_of: datetime | None,
-    ) -> AsyncIterator[RecordedEvent]: ...
+    async def _read_stream_page(
+        self, stream_id: str, cursor: int, backwards: bool, size: int, as_of: datetime | None
+    ) -> list[RecordedEvent]:
+        """Up to `size` events of a stream from version `cursor` on (down, when
+        `backwards`), recorded at or before `as_of` when given."""
 
     @abc.abstractmethod
-    def _read_all(
-        self, after: int, limit: int | None, since: datetime | None
-    ) -> AsyncIterator[RecordedEvent]: ...
+    async def _read_all_page(
+        self, after: int, size: int, since: datetime | None
+    ) -> list[RecordedEvent]:
+        """Up to `size` events after position `after`, recorded at or after `since` when
+        given, that a reader may see now."""
+
+    @abc.abstractmethod
+    async def _first_position_since(self, since: datetime) -> int | None:
+        """The position of the first event recorded at or after `since`, if any."""
 
     @abc.abstractmethod
     async def _stream_version(self, stream_id: str) -> int: ...
@@ -408,6 +531,15 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
+
+
+def _page_size(remaining: int | None) -> int:
+    return DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _nothing() -> AsyncIterator[RecordedEvent]:

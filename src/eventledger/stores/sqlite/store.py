@@ -23,12 +23,11 @@ import asyncio
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
 from eventledger import _json
 from eventledger._validation import PreparedEvent
@@ -46,6 +45,15 @@ from eventledger.records import (
     Snapshot,
     StreamInfo,
 )
+from eventledger.storage import (
+    CONCERNS,
+    CommandLog,
+    Concern,
+    KeyStorage,
+    ProcessStorage,
+    ReadSideStorage,
+    SqlTables,
+)
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._notify import signal_for
@@ -55,25 +63,19 @@ from eventledger.stores._repeats import (
     expected_holds,
     resolve_repeat,
 )
-from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
+from eventledger.stores._sql.command_log import SqlCommandLog
+from eventledger.stores._sql.keys import SqlKeyStorage
+from eventledger.stores._sql.processes import SqlProcessStorage
+from eventledger.stores._sql.read_side import SqlReadSide
+from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction
+from eventledger.stores.sqlite.connection import Connection
+from eventledger.stores.sqlite.dialect import SQLITE, micros, moment
+from eventledger.stores.sqlite.tables import SqliteTables
 
 __all__ = ["SQLiteStore"]
 
-T = TypeVar("T")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
-MAX_VERSION = (1 << 63) - 1
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _decode(row: tuple[Any, ...]) -> RecordedEvent:
@@ -86,60 +88,12 @@ def _decode(row: tuple[Any, ...]) -> RecordedEvent:
         row[5],
         _json.loads(row[6]),
         _json.loads(row[7]),
-        _EPOCH + timedelta(microseconds=row[8]),
+        moment(row[8]),
     )
 
 
-class _Connection:
-    """A sqlite3 connection that lives on its own thread; calls are awaited."""
-
-    def __init__(self, path: str, synchronous: str, timeout: float) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventledger-sqlite")
-        self._path = path
-        self._synchronous = synchronous
-        self._timeout = timeout
-        self._conn: sqlite3.Connection | None = None
-
-    def _open(self) -> None:
-        conn = sqlite3.connect(
-            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            try:
-                if self._conn is None:
-                    self._open()
-                assert self._conn is not None
-                return work(self._conn)
-            except sqlite3.IntegrityError:
-                raise  # an invariant of the log; the store decides what it means
-            except sqlite3.DatabaseError as error:
-                raise OperationalError(f"SQLite {self._path}: {error}") from error
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=True)
-
-
 class _SQLiteTransaction(StoreTransaction):
-    dialect = "sqlite"
-
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
     async def _append(
@@ -174,7 +128,8 @@ class _SQLiteTransaction(StoreTransaction):
 class SQLiteStore(EventStore):
     """An event store in one SQLite file."""
 
-    dialect = "sqlite"
+    backend = "sqlite"
+    capabilities: ClassVar[frozenset[Concern]] = frozenset(CONCERNS)
 
     def __init__(self, path: str, *, synchronous: str = "full", timeout: float = 30.0) -> None:
         if path in ("", ":memory:") or path.startswith("file::memory:"):
@@ -188,8 +143,8 @@ class SQLiteStore(EventStore):
         self.path = path
         self.url = f"sqlite:///{path}"
         mode = _SYNCHRONOUS[synchronous.lower()]
-        self._writer = _Connection(path, mode, timeout)
-        self._reader = _Connection(path, mode, timeout)
+        self._writer = Connection(path, mode, timeout)
+        self._reader = Connection(path, mode, timeout)
         self._write_lock: asyncio.Lock | None = None  # made in the loop that first writes
         self._signal = signal_for(f"sqlite://{os.path.realpath(path)}")
 
@@ -229,74 +184,37 @@ class SQLiteStore(EventStore):
         found = await self._reader.run(lambda conn: _find_ids(conn, [e.id for e in events]))
         return resolve_repeat(stream_id, expected, [e.id for e in events], found)
 
-    async def _read_stream(
-        self,
-        stream_id: str,
-        from_version: int | None,
-        backwards: bool,
-        limit: int | None,
-        as_of: datetime | None,
-    ) -> AsyncIterator[RecordedEvent]:
-        if backwards:
-            cursor = from_version if from_version is not None else (1 << 62)
-            condition, order = "version <= ?", "DESC"
-        else:
-            cursor = from_version or 1
-            condition, order = "version >= ?", "ASC"
-        time_filter = "" if as_of is None else f" AND recorded_at <= {_micros(as_of)}"
+    async def _read_stream_page(
+        self, stream_id: str, cursor: int, backwards: bool, size: int, as_of: datetime | None
+    ) -> list[RecordedEvent]:
+        condition, order = ("version <= ?", "DESC") if backwards else ("version >= ?", "ASC")
+        time_filter = "" if as_of is None else f" AND recorded_at <= {micros(as_of)}"
         sql = (
             f"SELECT {_COLUMNS} FROM eventledger_events WHERE stream_id = ? AND {condition}"
             f"{time_filter} ORDER BY version {order} LIMIT ?"
         )
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            params = (stream_id, cursor, size)
-            page = await self._reader.run(
-                lambda conn, p=params: [_decode(r) for r in conn.execute(sql, p)]  # type: ignore[misc]
-            )
-            for event in page:
-                yield event
-            if len(page) < size:
-                return
-            cursor = page[-1].version + (-1 if backwards else 1)
-            if remaining is not None:
-                remaining -= len(page)
+        params = (stream_id, cursor, size)
+        return await self._reader.run(lambda conn: [_decode(r) for r in conn.execute(sql, params)])
 
-    async def _read_all(
-        self, after: int, limit: int | None, since: datetime | None
-    ) -> AsyncIterator[RecordedEvent]:
-        time_filter = ""
-        if since is not None:
-            micros = _micros(since)
-            time_filter = f" AND recorded_at >= {micros}"
-            start = await self._reader.run(
-                lambda conn: conn.execute(
-                    "SELECT min(position) FROM eventledger_events WHERE recorded_at >= ?",
-                    (micros,),
-                ).fetchone()[0]
-            )
-            if start is None:
-                return
-            after = max(after, start - 1)
+    async def _read_all_page(
+        self, after: int, size: int, since: datetime | None
+    ) -> list[RecordedEvent]:
+        time_filter = "" if since is None else f" AND recorded_at >= {micros(since)}"
         sql = (
             f"SELECT {_COLUMNS} FROM eventledger_events WHERE position > ?{time_filter}"
             " ORDER BY position LIMIT ?"
         )
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            params = (after, size)
-            page = await self._reader.run(
-                lambda conn, p=params: [_decode(r) for r in conn.execute(sql, p)]  # type: ignore[misc]
-            )
-            for event in page:
-                yield event
-            if len(page) < size:
-                return
-            after = page[-1].position
-            if remaining is not None:
-                remaining -= len(page)
+        params = (after, size)
+        return await self._reader.run(lambda conn: [_decode(r) for r in conn.execute(sql, params)])
+
+    async def _first_position_since(self, since: datetime) -> int | None:
+        found: int | None = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT min(position) FROM eventledger_events WHERE recorded_at >= ?",
+                (micros(since),),
+            ).fetchone()[0]
+        )
+        return found
 
     async def _stream_version(self, stream_id: str) -> int:
         def version(conn: sqlite3.Connection) -> int:
@@ -323,7 +241,7 @@ class SQLiteStore(EventStore):
         )
         params.append(limit)
         rows = await self._reader.run(lambda conn: conn.execute(sql, params).fetchall())
-        return [StreamInfo(r[0], r[1], _moment(r[2]), _moment(r[3])) for r in rows]
+        return [StreamInfo(r[0], r[1], moment(r[2]), moment(r[3])) for r in rows]
 
     async def _count_events(self, after: int, limit: int | None) -> int:
         cap = -1 if limit is None else limit
@@ -368,7 +286,7 @@ class SQLiteStore(EventStore):
             snapshot.kind,
             snapshot.fingerprint,
             state.decode(),
-            _micros(datetime.now(UTC)),
+            micros(datetime.now(UTC)),
         )
         await self._writer.run(
             lambda conn: conn.execute(
@@ -389,7 +307,7 @@ class SQLiteStore(EventStore):
         )
         if row is None:
             return None
-        return Snapshot(row[0], row[1], row[2], row[3], _json.loads(row[4]), _moment(row[5]))
+        return Snapshot(row[0], row[1], row[2], row[3], _json.loads(row[4]), moment(row[5]))
 
     def _lock(self) -> asyncio.Lock:
         # One writer connection: appends and read-side transactions take turns on it.
@@ -423,6 +341,27 @@ class SQLiteStore(EventStore):
         self._check_open()
         return await self._reader.run(lambda conn: _records(conn, sql, args))
 
+    @property
+    def schema_version(self) -> int:
+        return len(load_migrations(__package__))
+
+    # --- what the SQLite backend keeps besides the log ----------------------------------------
+
+    def read_side(self) -> ReadSideStorage:
+        return SqlReadSide(self, SQLITE)
+
+    def sql_tables(self) -> SqlTables:
+        return SqliteTables(self, SQLITE)
+
+    def command_log(self) -> CommandLog:
+        return SqlCommandLog(self, SQLITE)
+
+    def process_storage(self) -> ProcessStorage:
+        return SqlProcessStorage(self, SQLITE)
+
+    def key_storage(self) -> KeyStorage:
+        return SqlKeyStorage(self, SQLITE)
+
     async def _close(self) -> None:
         await self._writer.close()
         await self._reader.close()
@@ -445,7 +384,7 @@ def _append_locked(
         if found:
             return resolve_repeat(stream_id, expected, [e.id for e in events], found)
         raise WrongExpectedVersion(stream_id, expected, actual)
-    now = max(_micros(datetime.now(UTC)), updated_at)
+    now = max(micros(datetime.now(UTC)), updated_at)
     conn.executemany(
         "INSERT INTO eventledger_events (id, stream_id, version, type, schema_version,"
         " data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -502,7 +441,7 @@ def _find_ids(conn: sqlite3.Connection, ids: list[uuid.UUID]) -> list[FoundEvent
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    migrations = load_migrations("sqlite")
+    migrations = load_migrations(__package__)
     # Up to date already (the usual case): read, and leave the write lock to the
     # writers (another process may hold it for a while).
     known = conn.execute(
@@ -531,7 +470,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO eventledger_schema (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, _micros(datetime.now(UTC))),
+                    (migration.version, migration.name, micros(datetime.now(UTC))),
                 )
         except BaseException:
             conn.execute("ROLLBACK")

@@ -23,7 +23,6 @@ made. Each key has an owner (who becomes the actor of what it does) and scopes:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import re
@@ -32,12 +31,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from eventledger._sql import EPOCH, SqlDialect
 from eventledger.errors import InvalidInput, NotFound
+from eventledger.storage import KeyStorage, StoredKey
 from eventledger.stores.base import EventStore
-from eventledger.stores.memory import MemoryStore
 
 __all__ = ["SCOPES", "ApiKey", "ApiKeys"]
 
@@ -70,9 +67,8 @@ class ApiKeys:
     def __init__(self, store: EventStore, *, cache_seconds: float = 5.0) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
+        self._storage: KeyStorage = store.key_storage()
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
-        self._memory = store.log.api_keys if isinstance(store, MemoryStore) else None
-        self._sql = None if isinstance(store, MemoryStore) else SqlDialect(store)
 
     async def create(self, owner: str, scopes: Iterable[str] = ("read",)) -> tuple[ApiKey, str]:
         """A new key: its record, and the full key (shown this once, never stored)."""
@@ -90,63 +86,27 @@ class ApiKeys:
             )
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        key = ApiKey(key_id, owner, chosen, datetime.now(UTC))
-        digest = _digest(secret)
-        if self._memory is not None:
-            self._memory[key_id] = (key, digest)
-        else:
-            sql = self._sql
-            assert sql is not None
-            async with self.store.transaction() as tx:
-                await tx.execute(
-                    f"INSERT INTO {sql.t('api_keys')} (id, owner, secret_hash, scopes, created_at)"
-                    f" VALUES ({sql.marks(5)})",
-                    key_id,
-                    owner,
-                    digest,
-                    " ".join(sorted(chosen)),
-                    sql.time_param(key.created_at),
-                )
-        return key, f"el_{key_id}_{secret}"
+        stored = StoredKey(key_id, owner, _digest(secret), chosen, datetime.now(UTC))
+        await self._storage.add_key(stored)
+        return _public(stored), f"el_{key_id}_{secret}"
 
     async def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
         """The keys, oldest first."""
-        if self._memory is not None:
-            keys = [key for key, _ in self._memory.values()]
-        else:
-            sql = self._sql
-            assert sql is not None
-            rows = await self.store.fetch(
-                f"SELECT id, owner, scopes, created_at, revoked_at FROM {sql.t('api_keys')}"
-            )
-            keys = [self._key(sql, row) for row in rows]
-        keys.sort(key=lambda k: (k.created_at, k.id))
+        keys = [_public(k) for k in await self._storage.list_keys()]
         return [k for k in keys if include_revoked or k.active]
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (by its id, or the full key); revoking twice changes nothing."""
         match = _KEY.fullmatch(key_id) if isinstance(key_id, str) else None
         wanted = match.group(1) if match else key_id
-        found = [k for k in await self.list(include_revoked=True) if k.id == wanted]
-        if not found:
+        found = await self._storage.get_key(wanted) if isinstance(wanted, str) else None
+        if found is None:
             raise NotFound(f"no API key with id {key_id!r}")
-        key = found[0]
-        if key.active:
-            key = dataclasses.replace(key, revoked_at=datetime.now(UTC))
-            if self._memory is not None:
-                self._memory[key.id] = (key, self._memory[key.id][1])
-            else:
-                sql = self._sql
-                assert sql is not None
-                async with self.store.transaction() as tx:
-                    await tx.execute(
-                        f"UPDATE {sql.t('api_keys')} SET revoked_at = {sql.p(1)}"
-                        f" WHERE id = {sql.p(2)}",
-                        sql.time_param(key.revoked_at or datetime.now(UTC)),
-                        key.id,
-                    )
-        self._cache = {k: v for k, v in self._cache.items() if v[1] is None or v[1].id != key.id}
-        return key
+        if found.revoked_at is None:
+            await self._storage.revoke_key(found.id, datetime.now(UTC))
+            found = await self._storage.get_key(found.id) or found
+        self._cache = {k: v for k, v in self._cache.items() if v[1] is None or v[1].id != found.id}
+        return _public(found)
 
     async def verify(self, presented: str) -> ApiKey | None:
         """The active key a client presented, or None (unknown, wrong or revoked)."""
@@ -165,36 +125,16 @@ class ApiKeys:
         if match is None:
             return None
         key_id, secret = match.groups()
-        if self._memory is not None:
-            entry = self._memory.get(key_id)
-            if entry is None:
-                return None
-            key, digest = entry
-            assert isinstance(key, ApiKey)
-        else:
-            sql = self._sql
-            assert sql is not None
-            rows = await self.store.fetch(
-                f"SELECT id, owner, scopes, created_at, revoked_at, secret_hash"
-                f" FROM {sql.t('api_keys')} WHERE id = {sql.p(1)}",
-                key_id,
-            )
-            if not rows:
-                return None
-            key, digest = self._key(sql, rows[0]), str(rows[0][5])
-        if not hmac.compare_digest(digest, _digest(secret)) or not key.active:
+        stored = await self._storage.get_key(key_id)
+        if stored is None:
             return None
-        return key
+        if not hmac.compare_digest(stored.secret_hash, _digest(secret)) or stored.revoked_at:
+            return None
+        return _public(stored)
 
-    @staticmethod
-    def _key(sql: SqlDialect, row: Any) -> ApiKey:
-        return ApiKey(
-            row[0],
-            row[1],
-            frozenset(row[2].split()),
-            sql.time_value(row[3]) or EPOCH,
-            sql.time_value(row[4]),
-        )
+
+def _public(stored: StoredKey) -> ApiKey:
+    return ApiKey(stored.id, stored.owner, stored.scopes, stored.created_at, stored.revoked_at)
 
 
 def _digest(secret: str) -> str:

@@ -10,7 +10,7 @@ itself:
   (default ``eventledger``).
 
 How the global order works, and why readers never skip an event although
-writers commit concurrently: see ``sql/postgres/0001_events.sql``.
+writers commit concurrently: see ``sql/0001_events.sql`` beside this module.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import asyncpg
 
@@ -47,12 +45,34 @@ from eventledger.records import (
     Snapshot,
     StreamInfo,
 )
+from eventledger.storage import (
+    CONCERNS,
+    CommandLog,
+    Concern,
+    KeyStorage,
+    ProcessStorage,
+    ReadSideStorage,
+    SqlTables,
+)
 from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._notify import signal_for
-from eventledger.stores._pg_pool import ConnectionPool, PoolClosed
 from eventledger.stores._repeats import FoundEvent, resolve_repeat
-from eventledger.stores.base import DEFAULT_PAGE_SIZE, EventStore, StoreTransaction
+from eventledger.stores._sql.command_log import SqlCommandLog
+from eventledger.stores._sql.keys import SqlKeyStorage
+from eventledger.stores._sql.processes import SqlProcessStorage
+from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction
+from eventledger.stores.postgres.append import (
+    EXPECTED_CODES,
+    append_many_sql,
+    append_one_sql,
+    pack,
+)
+from eventledger.stores.postgres.dialect import PostgresDialect
+from eventledger.stores.postgres.pool import ConnectionPool, PoolClosed
+from eventledger.stores.postgres.read_side import PostgresReadSide
+from eventledger.stores.postgres.tables import PostgresTables
+from eventledger.stores.postgres.url import check_schema, int_setting, redact, split_url
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
@@ -61,14 +81,7 @@ __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_OUR_SETTINGS = {"schema", "pool_min_size", "pool_max_size", "application_name"}
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
-_EXPECTED_CODES = {
-    ExpectedState.ANY: -1,
-    ExpectedState.STREAM_EXISTS: -2,
-    ExpectedState.NO_STREAM: 0,
-}
 MAX_APPEND_ATTEMPTS = 100
 
 # tuple.__new__ bound to the record type: builds an event from a row in C.
@@ -98,36 +111,6 @@ def _leaves_connection_idle(error: asyncpg.PostgresError) -> bool:
     return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
 
 
-def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
-    # The index within the transaction: the event's place in this statement, plus the
-    # number of events the transaction appended before (`base`, a parameter).
-    index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
-    exists = _EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
-    return f"""
-        WITH last AS (
-            SELECT e.version, e.recorded_at FROM {q}.events e
-             WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1
-        ), current AS (
-            -- greatest() skips NULL; time never runs backwards within a stream
-            SELECT coalesce(max(l.version), 0) AS version,
-                   greatest(clock_timestamp(), max(l.recorded_at)) AS at
-              FROM last l
-        ), inserted AS (
-            INSERT INTO {q}.events (position, id, stream_id, version, type,
-                                    schema_version, data, metadata, recorded_at)
-            SELECT ((pg_current_xact_id()::text::bigint
-                     + (SELECT o.xid_offset FROM {q}.position_offset o)) << 20){index},
-                   {values}
-              FROM current c{unnest}
-             WHERE CASE WHEN $2::bigint >= 0 THEN c.version = $2::bigint
-                        WHEN $2::bigint = {exists} THEN c.version > 0
-                        ELSE true END
-            RETURNING version, position
-        )
-        SELECT (SELECT version FROM current), max(version), max(position) FROM inserted
-    """
-
-
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSON travels as text: both directions are then plain C calls (bytes.decode
     # out, orjson.loads in), with no Python function per value.
@@ -136,45 +119,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-def _page_size(remaining: int | None) -> int:
-    return DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-
-
-def _ignore_result(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _pack(events: list[PreparedEvent]) -> bytes:
-    """A batch as one JSON array. Types are checked identifiers and ids are UUIDs,
-    so neither needs escaping; data and metadata are already encoded JSON."""
-    return b"[%b]" % b",".join(
-        b'{"i":"%s","t":"%s","s":%d,"d":%b,"m":%b}'
-        % (str(e.id).encode(), e.type.encode(), e.schema_version, e.data, e.metadata)
-        for e in events
-    )
-
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """Separate eventledger's own settings from the URL handed to asyncpg."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OUR_SETTINGS}
-    rest = [(k, v) for k, v in query if k not in _OUR_SETTINGS]
-    return urlunsplit(parts._replace(query=urlencode(rest))), ours
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
 class _PostgresTransaction(StoreTransaction):
-    dialect = "postgres"
-
     def __init__(self, conn: Connection, store: PostgresStore) -> None:
         self.connection = conn
         self._store = store
@@ -188,14 +133,14 @@ class _PostgresTransaction(StoreTransaction):
             raise InvalidInput(
                 f"a transaction appends at most {(1 << 20) - 1} events; split the work"
             )
-        code = _EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
+        code = EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
         args: tuple[Any, ...]
         if len(events) == 1:
             sql = store._tx_append_one_sql
             args = (stream_id, code, *events[0], self._events_so_far)
         else:
             sql = store._tx_append_many_sql
-            args = (stream_id, code, _pack(events), self._events_so_far)
+            args = (stream_id, code, pack(events), self._events_so_far)
         try:
             row = await self.connection.fetchrow(sql, *args)
         except asyncpg.UniqueViolationError as error:
@@ -248,7 +193,8 @@ NOTIFY_INTERVAL = 0.02
 class PostgresStore(EventStore):
     """An event store in a PostgreSQL schema."""
 
-    dialect = "postgres"
+    backend = "postgres"
+    capabilities: ClassVar[frozenset[Concern]] = frozenset(CONCERNS)
 
     def __init__(
         self, pool: ConnectionPool, schema: str, url: str, dsn: str = "", connect: Any = None
@@ -258,35 +204,23 @@ class PostgresStore(EventStore):
         self.url = url
         self._dsn = dsn
         self._connect = connect
-        self._signal = signal_for(f"postgres://{_redact(dsn)}#{schema}")
+        self._signal = signal_for(f"postgres://{redact(dsn)}#{schema}")
         self._channel = f"eventledger_{schema}"[:63]
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task[None] | None = None
         q = f'"{schema}"'
         self._q = q
+        self._dialect = PostgresDialect(schema)
         # One statement, one round trip: read the stream's last version, check the
         # expected version, insert. Concurrent writers of one stream collide on UNIQUE
         # (stream_id, version); the loser gets a unique violation and decides again.
         # One event (the common case) binds plain values; a batch binds arrays.
-        self._append_one_sql = _append_sql(q, "$3, $1, c.version + 1, $4, $5, $6, $7, c.at", "")
-        self._append_many_sql = _append_sql(
-            q,
-            "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
-            " u.e->'d', u.e->'m', c.at",
-            ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)",
-        )
+        self._append_one_sql = append_one_sql(q)
+        self._append_many_sql = append_many_sql(q)
         # The same statements for appends inside a transaction (see StoreTransaction.append).
-        self._tx_append_one_sql = _append_sql(
-            q, "$3, $1, c.version + 1, $4, $5, $6, $7, c.at", "", "$8::bigint"
-        )
-        self._tx_append_many_sql = _append_sql(
-            q,
-            "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
-            " u.e->'d', u.e->'m', c.at",
-            ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)",
-            "$4::bigint",
-        )
+        self._tx_append_one_sql = append_one_sql(q, in_transaction=True)
+        self._tx_append_many_sql = append_many_sql(q, in_transaction=True)
         self._read_all_sql = (
             f"SELECT {_COLUMNS} FROM {q}.events"
             f" WHERE position > $1 AND position < {q}.visible_limit()"
@@ -301,15 +235,10 @@ class PostgresStore(EventStore):
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
         dsn, settings = split_url(url)
-        schema = settings.get("schema", "eventledger")
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise InvalidInput(
-                f"schema {schema!r} is not valid: use lower-case letters, digits and '_',"
-                " starting with a letter or '_', at most 63 characters"
-            )
+        schema = check_schema(settings.get("schema", "eventledger"))
         application_name = settings.get("application_name", "eventledger")
-        min_size = _int_setting(settings, "pool_min_size", 1)
-        max_size = _int_setting(settings, "pool_max_size", 10)
+        min_size = int_setting(settings, "pool_min_size", 1)
+        max_size = int_setting(settings, "pool_max_size", 10)
         if not 1 <= min_size <= max_size:
             raise InvalidInput(
                 f"pool sizes must satisfy 1 <= pool_min_size <= pool_max_size,"
@@ -334,9 +263,9 @@ class PostgresStore(EventStore):
             await pool.open(min_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise OperationalError(
-                f"cannot connect to PostgreSQL at {_redact(dsn)}: {error}"
+                f"cannot connect to PostgreSQL at {redact(dsn)}: {error}"
             ) from error
-        store = cls(pool, schema, _redact(url), dsn, connect)
+        store = cls(pool, schema, redact(url), dsn, connect)
         try:
             await store._migrate()
         except BaseException:
@@ -380,7 +309,7 @@ class PostgresStore(EventStore):
 
     async def _migrate(self) -> None:
         q = self._q
-        migrations = load_migrations("postgres")
+        migrations = load_migrations(__package__)
         lock = "SELECT pg_advisory_xact_lock(hashtext('eventledger migrate ' || $1))"
         async with self._connection() as conn:
             for migration in migrations:
@@ -434,7 +363,7 @@ class PostgresStore(EventStore):
     async def _append(
         self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
     ) -> AppendResult:
-        code = _EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
+        code = EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
         ids = [e.id for e in events]
         args: tuple[Any, ...]
         if len(events) == 1:
@@ -442,7 +371,7 @@ class PostgresStore(EventStore):
         else:
             # A batch travels as one JSON array: PostgreSQL parses it once, and the
             # client joins bytes it already has instead of encoding five arrays.
-            sql, args = self._append_many_sql, (stream_id, code, _pack(events))
+            sql, args = self._append_many_sql, (stream_id, code, pack(events))
         lost_connections = 0
         for _attempt in range(MAX_APPEND_ATTEMPTS):
             conn = await self._acquire()  # the hot path: no context manager
@@ -498,81 +427,39 @@ class PostgresStore(EventStore):
         )
         return [FoundEvent(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def _read_stream(
-        self,
-        stream_id: str,
-        from_version: int | None,
-        backwards: bool,
-        limit: int | None,
-        as_of: datetime | None,
-    ) -> AsyncIterator[RecordedEvent]:
-        if backwards:
-            cursor = from_version if from_version is not None else (1 << 62)
-            condition, order = "version <= $2", "DESC"
-        else:
-            cursor = from_version or 1
-            condition, order = "version >= $2", "ASC"
+    async def _read_stream_page(
+        self, stream_id: str, cursor: int, backwards: bool, size: int, as_of: datetime | None
+    ) -> list[RecordedEvent]:
+        condition, order = ("version <= $2", "DESC") if backwards else ("version >= $2", "ASC")
         time_filter = "" if as_of is None else " AND recorded_at <= $4"
         sql = (
             f"SELECT {_COLUMNS} FROM {self._q}.events WHERE stream_id = $1 AND {condition}"
             f"{time_filter} ORDER BY version {order} LIMIT $3"
         )
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            params: list[Any] = [stream_id, cursor, size]
-            if as_of is not None:
-                params.append(as_of)
-            rows = await self._run(lambda conn, p=params: conn.fetch(sql, *p))  # type: ignore[misc]
-            for row in rows:
-                yield _make_event(row)
-            if len(rows) < size:
-                return
-            cursor = rows[-1][2] + (-1 if backwards else 1)
-            if remaining is not None:
-                remaining -= len(rows)
+        params: tuple[Any, ...] = (stream_id, cursor, size)
+        if as_of is not None:
+            params += (as_of,)
+        rows = await self._run(lambda conn: conn.fetch(sql, *params))
+        return list(map(_make_event, rows))
 
-    async def _read_all(
-        self, after: int, limit: int | None, since: datetime | None
-    ) -> AsyncIterator[RecordedEvent]:
-        sql = self._read_all_sql
-        extra: tuple[Any, ...] = ()
-        if since is not None:
-            start = await self._run(
-                lambda conn: conn.fetchval(
-                    f"SELECT min(position) FROM {self._q}.events WHERE recorded_at >= $1", since
-                )
+    async def _read_all_page(
+        self, after: int, size: int, since: datetime | None
+    ) -> list[RecordedEvent]:
+        if since is None:
+            rows = await self._run(lambda conn: conn.fetch(self._read_all_sql, after, size))
+        else:
+            rows = await self._run(
+                lambda conn: conn.fetch(self._read_all_since_sql, after, size, since)
             )
-            if start is None:
-                return
-            after = max(after, start - 1)
-            sql, extra = self._read_all_since_sql, (since,)
+        return list(map(_make_event, rows))
 
-        def fetch(after: int, size: int) -> asyncio.Future[list[asyncpg.Record]]:
-            return asyncio.ensure_future(
-                self._run(lambda conn: conn.fetch(sql, after, size, *extra))
+    async def _first_position_since(self, since: datetime) -> int | None:
+        found: int | None = await self._run(
+            lambda conn: conn.fetchval(
+                f"SELECT min(position) FROM {self._q}.events WHERE recorded_at >= $1", since
             )
-
-        # While the caller works through one page, the next is already on its way:
-        # the server's work overlaps with decoding here. At most two pages in memory.
-        remaining = limit
-        size = _page_size(remaining)
-        pending: asyncio.Future[list[asyncpg.Record]] | None = fetch(after, size)
-        try:
-            while pending is not None:
-                rows = await pending
-                pending = None
-                if remaining is not None:
-                    remaining -= len(rows)
-                if len(rows) == size and (remaining is None or remaining > 0):
-                    size = _page_size(remaining)
-                    pending = fetch(rows[-1][3], size)
-                for row in rows:
-                    yield _make_event(row)
-        finally:
-            if pending is not None:
-                # The caller stopped early: let the fetch finish and free its connection.
-                pending.add_done_callback(_ignore_result)
+        )
+        return found
 
     async def _stream_version(self, stream_id: str) -> int:
         version = await self._run(
@@ -676,7 +563,7 @@ class PostgresStore(EventStore):
                 f" FROM {self._q}.snapshots WHERE stream_id = $1 AND version <= $2"
                 " ORDER BY version DESC LIMIT 1",
                 stream_id,
-                (1 << 63) - 1 if max_version is None else max_version,
+                MAX_VERSION if max_version is None else max_version,
             )
         )
         return None if row is None else Snapshot(*row)
@@ -767,6 +654,27 @@ class PostgresStore(EventStore):
     def _on_notification(self, *_: Any) -> None:
         self._signal.ring()
 
+    # --- what the PostgreSQL backend keeps besides the log --------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return len(load_migrations(__package__))
+
+    def read_side(self) -> ReadSideStorage:
+        return PostgresReadSide(self, self._dialect)
+
+    def sql_tables(self) -> SqlTables:
+        return PostgresTables(self, self._dialect, self.schema)
+
+    def command_log(self) -> CommandLog:
+        return SqlCommandLog(self, self._dialect)
+
+    def process_storage(self) -> ProcessStorage:
+        return SqlProcessStorage(self, self._dialect)
+
+    def key_storage(self) -> KeyStorage:
+        return SqlKeyStorage(self, self._dialect)
+
     async def _close(self) -> None:
         if self._notify_task is not None and not self._notify_task.done():
             self._notify_task.cancel()
@@ -779,13 +687,3 @@ class PostgresStore(EventStore):
             except Exception:  # a listener that cannot close cleanly is cut off
                 listener.terminate()
         await self._pool.close()
-
-
-def _int_setting(settings: dict[str, str], name: str, default: int) -> int:
-    text = settings.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, not {text!r}") from None

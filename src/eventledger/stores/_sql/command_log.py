@@ -1,0 +1,87 @@
+"""The command log in SQL. A second row with the same idempotency key is refused by the
+database (``UNIQUE``), not only checked here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from eventledger.errors import KeyTaken
+from eventledger.storage import EPOCH, CommandRecord
+from eventledger.stores._sql.dialect import Dialect
+from eventledger.stores.base import EventStore, StoreTransaction
+
+__all__ = ["SqlCommandLog"]
+
+_COLUMNS = (
+    "id, name, idempotency_key, payload_hash, payload, correlation_id, causation_id, actor,"
+    " result, recorded_at"
+)
+
+
+class SqlCommandLog:
+    """:class:`~eventledger.storage.CommandLog` in the store's own database."""
+
+    def __init__(self, store: EventStore, dialect: Dialect) -> None:
+        self.store = store
+        self.sql = dialect
+
+    def _row(self, row: Sequence[Any]) -> CommandRecord:
+        d = self.sql
+        return CommandRecord(
+            d.uuid_value(row[0]),
+            row[1],
+            row[2],
+            row[3],
+            d.json_value(row[4]),
+            row[5],
+            row[6],
+            row[7],
+            d.json_value(row[8]),
+            d.time_value(row[9]) or EPOCH,
+        )
+
+    async def _select(self, where: str, *args: Any) -> list[CommandRecord]:
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM {self.sql.t('commands')} WHERE {where}", *args
+        )
+        return [self._row(row) for row in rows]
+
+    async def by_key(self, key: str) -> CommandRecord | None:
+        found = await self._select(f"idempotency_key = {self.sql.p(1)}", key)
+        return found[0] if found else None
+
+    async def by_id(self, command_id: uuid.UUID) -> CommandRecord | None:
+        found = await self._select(f"id = {self.sql.p(1)}", self.sql.uuid_param(command_id))
+        return found[0] if found else None
+
+    async def correlated(self, correlation_id: str, limit: int) -> list[CommandRecord]:
+        d = self.sql
+        return await self._select(
+            f"correlation_id = {d.p(1)} ORDER BY recorded_at LIMIT {d.p(2)}",
+            correlation_id,
+            limit,
+        )
+
+    async def record(self, tx: StoreTransaction, record: CommandRecord) -> None:
+        d = self.sql
+        # ON CONFLICT DO NOTHING: a concurrent holder of the key makes PostgreSQL wait
+        # for it to commit, then insert nothing; the transaction stays usable either way.
+        row = await tx.fetchrow(
+            f"INSERT INTO {d.t('commands')} ({_COLUMNS}) VALUES ({d.marks(9)}, {d.now()})"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            d.uuid_param(record.id),
+            record.name,
+            record.idempotency_key,
+            record.payload_hash,
+            d.json_param(record.payload),
+            record.correlation_id,
+            record.causation_id,
+            record.actor,
+            d.json_param(record.result),
+        )
+        if row is None:
+            raise KeyTaken(
+                f"idempotency key {record.idempotency_key!r} was recorded by another command"
+            )

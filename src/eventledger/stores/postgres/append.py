@@ -1,0 +1,77 @@
+"""The append statement: read the stream's version, check it, insert, in one round trip.
+
+Concurrent writers of one stream collide on ``UNIQUE (stream_id, version)``; the
+loser gets a unique violation and decides again. One event (the common case)
+binds plain values; a batch travels as one JSON array.
+"""
+
+from __future__ import annotations
+
+from eventledger._validation import PreparedEvent
+from eventledger.records import ExpectedState
+
+__all__ = ["EXPECTED_CODES", "append_many_sql", "append_one_sql", "pack"]
+
+EXPECTED_CODES = {
+    ExpectedState.ANY: -1,
+    ExpectedState.STREAM_EXISTS: -2,
+    ExpectedState.NO_STREAM: 0,
+}
+
+
+def append_one_sql(q: str, in_transaction: bool = False) -> str:
+    """Append one event: $1 stream, $2 expected code, $3-$7 the event's fields
+    ($8 the transaction's earlier event count, inside a transaction)."""
+    values = "$3, $1, c.version + 1, $4, $5, $6, $7, c.at"
+    return _append_sql(q, values, "", "$8::bigint" if in_transaction else "")
+
+
+def append_many_sql(q: str, in_transaction: bool = False) -> str:
+    """Append a batch: $1 stream, $2 expected code, $3 the events as one JSON array
+    ($4 the transaction's earlier event count, inside a transaction)."""
+    values = (
+        "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
+        " u.e->'d', u.e->'m', c.at"
+    )
+    unnest = ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)"
+    return _append_sql(q, values, unnest, "$4::bigint" if in_transaction else "")
+
+
+def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
+    # The index within the transaction: the event's place in this statement, plus the
+    # number of events the transaction appended before (`base`, a parameter).
+    index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
+    exists = EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
+    return f"""
+        WITH last AS (
+            SELECT e.version, e.recorded_at FROM {q}.events e
+             WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1
+        ), current AS (
+            -- greatest() skips NULL; time never runs backwards within a stream
+            SELECT coalesce(max(l.version), 0) AS version,
+                   greatest(clock_timestamp(), max(l.recorded_at)) AS at
+              FROM last l
+        ), inserted AS (
+            INSERT INTO {q}.events (position, id, stream_id, version, type,
+                                    schema_version, data, metadata, recorded_at)
+            SELECT ((pg_current_xact_id()::text::bigint
+                     + (SELECT o.xid_offset FROM {q}.position_offset o)) << 20){index},
+                   {values}
+              FROM current c{unnest}
+             WHERE CASE WHEN $2::bigint >= 0 THEN c.version = $2::bigint
+                        WHEN $2::bigint = {exists} THEN c.version > 0
+                        ELSE true END
+            RETURNING version, position
+        )
+        SELECT (SELECT version FROM current), max(version), max(position) FROM inserted
+    """
+
+
+def pack(events: list[PreparedEvent]) -> bytes:
+    """A batch as one JSON array. Types are checked identifiers and ids are UUIDs,
+    so neither needs escaping; data and metadata are already encoded JSON."""
+    return b"[%b]" % b",".join(
+        b'{"i":"%s","t":"%s","s":%d,"d":%b,"m":%b}'
+        % (str(e.id).encode(), e.type.encode(), e.schema_version, e.data, e.metadata)
+        for e in events
+    )

@@ -1,0 +1,559 @@
+"""Subscriptions: follow the log from a checkpoint and hand it, batch by batch, to a consumer.
+
+A :class:`Subscription` runs one :class:`Consumer` in a task of its own: it reads
+a page of the log after its checkpoint, keeps the events the consumer handles,
+and commits what the consumer did together with the new checkpoint, in one
+transaction of the store, so that no event is applied twice or missed whenever
+the process dies. At the end of the log it waits for appends (a wake-up from the
+store, or a bounded poll). Projections, process managers and relays are
+consumers; what differs between them is their :class:`Batch`.
+
+- **Leases**: a durable consumer runs in one process at a time. The lease is
+  taken before the subscription becomes active, renewed in every batch's
+  transaction (a holder that lost it cannot commit), and taken over by another
+  process within ``lease_ttl`` seconds after its holder dies.
+- **Failures**: a batch that fails at an event commits the events before it,
+  then retries that event alone with the consumer's :class:`~eventledger.RetryPolicy`;
+  after the last attempt it is parked as a dead letter, and the policy says
+  whether the subscription stops there (``failed``, until the letter is retried
+  or skipped) or goes on.
+- **Catch-up copies**: a second consumer can follow the log under the same lease
+  with a checkpoint of its own until it reaches the live position, for rebuilds
+  that swap a fresh read model in without downtime.
+- **Operations** (:meth:`Subscription.submit`) run in the subscription's own
+  task, between batches, so they never race a batch.
+
+Consumers that are not durable (in-memory read models) keep no checkpoint and
+take no lease: they start from the beginning of the log in every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from eventledger.errors import InvalidInput, LeaseLost, ProjectionFailed
+from eventledger.failures import OnFailure, RetryPolicy
+from eventledger.records import RecordedEvent
+from eventledger.storage import DeadLetter, ReadSideStorage
+from eventledger.stores.base import EventStore, StoreTransaction
+
+__all__ = [
+    "Batch",
+    "CatchUpCopy",
+    "Consumer",
+    "HandlerFailed",
+    "RebuildProgress",
+    "Subscription",
+    "SubscriptionSettings",
+    "SubscriptionStatus",
+]
+
+log = logging.getLogger("eventledger.subscriptions")
+
+T = TypeVar("T")
+
+
+class HandlerFailed(Exception):
+    """A batch failed at ``records[index]`` with `error` (raised by a :class:`Batch`)."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
+        self.text = f"{type(error).__name__}: {error}"
+        self.trace = "".join(traceback.format_exception(error))
+
+
+class Batch(Protocol):
+    """What a consumer does with one batch of events."""
+
+    async def prepare(self) -> None:
+        """Work done before the transaction (a process manager sends its commands here)."""
+        ...
+
+    async def commit(self, tx: StoreTransaction | None) -> None:
+        """Writes that commit with the checkpoint, in `tx` (None: not durable)."""
+        ...
+
+
+class Consumer(Protocol):
+    """What a subscription feeds. Raise :class:`HandlerFailed` from a batch to name the
+    event it failed at."""
+
+    name: str
+    retry: RetryPolicy
+    durable: bool
+    """Checkpointed and leased (True), or rebuilt from the start in each process."""
+
+    def handles(self, record: RecordedEvent) -> bool: ...
+    async def activate(self, tx: StoreTransaction | None) -> None:
+        """Get ready to run (create tables, ...), in a transaction when durable."""
+        ...
+
+    def batch(self, records: Sequence[RecordedEvent]) -> Batch: ...
+    async def before_step(self) -> None:
+        """Runs at each step of the loop while the consumer is active."""
+        ...
+
+    def memory_bytes(self) -> int | None:
+        """About how much memory an in-memory consumer holds (None: not in memory)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSettings:
+    owner: str
+    """Who this process is, in leases."""
+    batch_size: int = 500
+    lease_ttl: float = 5.0
+    poll_interval: float = 1.0
+    copy_batches_per_step: int = 10
+    """How many batches a catch-up copy takes for each live one."""
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildProgress:
+    generation: int
+    events_done: int
+    events_total: int
+    events_per_second: float
+    seconds_left: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionStatus:
+    name: str
+    state: str
+    """starting, standby (another process runs it), catching_up, running, rebuilding,
+    stopped or failed."""
+    position: int
+    head_position: int
+    events_behind: int
+    seconds_behind: float
+    generation: int
+    last_error: str | None
+    active: bool
+    rebuild: RebuildProgress | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass
+class CatchUpCopy:
+    """A second consumer that follows the log under the subscription's lease until it
+    reaches the live position; then `caught_up` runs (in the subscription's task)."""
+
+    consumer: Consumer
+    checkpoint_name: str
+    generation: int
+    caught_up: Callable[[CatchUpCopy], Awaitable[None]]
+    failed: Callable[[CatchUpCopy, HandlerFailed], Awaitable[None]]
+    position: int = 0
+    done: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def progress(self) -> RebuildProgress:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = max(self.total - self.done, 0)
+        return RebuildProgress(
+            self.generation,
+            self.done,
+            max(self.total, self.done),
+            rate,
+            left / rate if rate > 0 else None,
+        )
+
+
+class Subscription:
+    """Runs one consumer against one store until stopped (see the module's docs)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        read_side: ReadSideStorage,
+        consumer: Consumer,
+        settings: SubscriptionSettings,
+    ) -> None:
+        self.store = store
+        self.read_side = read_side
+        self.consumer = consumer
+        self.settings = settings
+        self.name = consumer.name
+        self.durable = consumer.durable
+        self.state = "starting"
+        self.active = False
+        self.position = 0
+        self.last_error: str | None = None
+        self.stopped_on: tuple[int, RecordedEvent] | None = None
+        self.copy: CatchUpCopy | None = None
+        self.changed = asyncio.Condition()
+        self.settled = asyncio.Event()  # set once active or in standby
+        self.task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._operations: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]]
+        self._operations = asyncio.Queue()
+        self._operation_waiting = asyncio.Event()
+        self._last_renewal = 0.0
+
+    # --- life -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop after the batch in flight and release the lease."""
+        self._stopping = True
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        self.state = "stopped"
+        if self.durable:
+            # Also when stopped while taking the lease: the row may be ours though we never
+            # became active. Only our own lease is deleted.
+            with contextlib.suppress(Exception):
+                await self.read_side.release_lease(self.name, self.settings.owner)
+        self.active = False
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._step()
+            except LeaseLost:
+                log.warning("%s: another process took over", self.name)
+                self.active = False
+                self.state = "standby"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # keep running; the status shows it
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("%s: %s; trying again", self.name, self.last_error)
+                await self._pause(self.settings.poll_interval)
+        self.state = "stopped"
+
+    async def _step(self) -> None:
+        ttl = self.settings.lease_ttl
+        if not self.active and not await self._become_active():
+            self.state = "standby"
+            self.settled.set()
+            await self._pause(ttl / 3)
+            return
+        self.settled.set()
+        await self._run_operations()
+        if self.state == "failed":
+            await self._renew_if_due()
+            await self._pause(ttl / 3)
+            return
+        if self.copy is not None:
+            await self._copy_step(self.copy)
+        since = self.store.append_generation
+        if self.state != "failed":
+            await self.consumer.before_step()
+        page = await self._read(self.position)
+        if page:
+            self.state = "catching_up" if len(page) == self.settings.batch_size else "running"
+            await self._process(page)
+            if self.state != "failed" and self.copy is not None:
+                self.state = "rebuilding"
+            return
+        self.state = "rebuilding" if self.copy is not None else "running"
+        await self._renew_if_due()
+        if self.copy is None:
+            await self._wait_for_events(since)
+
+    async def _wait_for_events(self, since: int) -> None:
+        timeout = min(self.settings.poll_interval, self.settings.lease_ttl / 3)
+        appended = asyncio.ensure_future(self.store.wait_for_appends(since, timeout))
+        operation = asyncio.ensure_future(self._operation_waiting.wait())
+        try:
+            await asyncio.wait({appended, operation}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (appended, operation):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _pause(self, seconds: float) -> None:
+        # Sleep, but wake for an operation (or the stop, which cancels us).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._operation_waiting.wait(), seconds)
+
+    async def _read(self, after: int) -> list[RecordedEvent]:
+        return [e async for e in self.store.read_all(after=after, limit=self.settings.batch_size)]
+
+    # --- activation and leases --------------------------------------------------------------
+
+    async def _become_active(self) -> bool:
+        if not self.durable:
+            await self.consumer.activate(None)
+            self.position = 0
+            self.active = True
+            return True
+        settings = self.settings
+        if not await self.read_side.acquire_lease(self.name, settings.owner, settings.lease_ttl):
+            return False
+        self._last_renewal = time.monotonic()
+        async with self.store.transaction() as tx:
+            await self.consumer.activate(tx)
+        self.position = await self.read_side.get_checkpoint(self.name) or 0
+        self.active = True
+        self.stopped_on = None
+        parked = await self.read_side.dead_letters(self.name, "parked")
+        if parked and self.consumer.retry.on_failure is OnFailure.STOP:
+            letter = parked[-1]
+            if letter.position > self.position:
+                record = await self._record_at(letter)
+                if record is not None:
+                    self.stopped_on = (letter.id, record)
+                    self.state = "failed"
+                    self.last_error = letter.error
+        log.info("%s: active at position %d", self.name, self.position)
+        return True
+
+    async def _renew_if_due(self) -> None:
+        settings = self.settings
+        if not self.durable or time.monotonic() - self._last_renewal < settings.lease_ttl / 3:
+            return
+        if not await self.read_side.acquire_lease(self.name, settings.owner, settings.lease_ttl):
+            raise LeaseLost(f"another process took {self.name} over")
+        self._last_renewal = time.monotonic()
+
+    async def hold_lease(self, tx: StoreTransaction) -> None:
+        """Renew the lease in `tx`, or raise :class:`~eventledger.LeaseLost` (operations
+        that write for the subscription call it first)."""
+        settings = self.settings
+        if not await self.read_side.hold_lease(tx, self.name, settings.owner, settings.lease_ttl):
+            raise LeaseLost(f"another process took {self.name} over")
+
+    # --- batches ----------------------------------------------------------------------------
+
+    async def _process(self, page: list[RecordedEvent]) -> None:
+        consumer = self.consumer
+        relevant = [e for e in page if consumer.handles(e)]
+        try:
+            await self.commit(consumer, relevant, page[-1].position, self.name)
+        except HandlerFailed as failure:
+            failing = relevant[failure.index]
+            await self.commit(consumer, relevant[: failure.index], failing.position - 1, self.name)
+            await self._retry_then_park(failing, failure)
+
+    async def commit(
+        self,
+        consumer: Consumer,
+        records: Sequence[RecordedEvent],
+        checkpoint: int,
+        checkpoint_name: str,
+    ) -> None:
+        """Hand `records` to `consumer` and move `checkpoint_name` to `checkpoint`, together."""
+        batch = consumer.batch(records)
+        await batch.prepare()
+        if not consumer.durable:
+            await batch.commit(None)
+        else:
+            async with self.store.transaction() as tx:
+                await self.hold_lease(tx)
+                await batch.commit(tx)
+                await self.read_side.set_checkpoint(tx, checkpoint_name, checkpoint)
+            self._last_renewal = time.monotonic()
+        if checkpoint_name == self.name:
+            self.position = checkpoint
+            await self.announce()
+        elif self.copy is not None:
+            self.copy.position = checkpoint
+
+    async def announce(self) -> None:
+        """Wake whoever waits for this subscription to move."""
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _retry_then_park(self, record: RecordedEvent, failure: HandlerFailed) -> None:
+        policy = self.consumer.retry
+        for attempt in range(2, policy.max_attempts + 1):
+            await asyncio.sleep(policy.delay(attempt - 1))
+            try:
+                await self.commit(self.consumer, [record], record.position, self.name)
+                return
+            except HandlerFailed as again:
+                failure = again
+        log.error(
+            "%s: parked event %s (%s at position %d) after %d attempts: %s",
+            self.name,
+            record.id,
+            record.type,
+            record.position,
+            policy.max_attempts,
+            failure.text,
+        )
+        skip = policy.on_failure is OnFailure.SKIP
+        letter_id = 0
+        if self.durable:
+            async with self.store.transaction() as tx:
+                await self.hold_lease(tx)
+                letter_id = await self.read_side.park(
+                    tx, self.name, record, policy.max_attempts, failure.text, failure.trace
+                )
+                if skip:
+                    await self.read_side.set_checkpoint(tx, self.name, record.position)
+        if skip:
+            self.position = record.position
+            await self.announce()
+        self.last_error = (
+            f"{failure.text} (event {record.id}, {record.type}, position {record.position})"
+        )
+        if not skip:
+            self.state = "failed"
+            self.stopped_on = (letter_id, record)
+            await self.announce()
+
+    # --- catch-up copies --------------------------------------------------------------------
+
+    async def _copy_step(self, copy: CatchUpCopy) -> None:
+        # Several batches of the copy for each live one, so that it catches up.
+        for _ in range(self.settings.copy_batches_per_step):
+            if copy.position >= self.position:
+                await self._finish_copy(copy)
+                return
+            page = await self._read(copy.position)
+            if not page:
+                await self._finish_copy(copy)
+                return
+            relevant = [e for e in page if copy.consumer.handles(e)]
+            try:
+                await self.commit(copy.consumer, relevant, page[-1].position, copy.checkpoint_name)
+            except HandlerFailed as failure:
+                self.copy = None
+                await copy.failed(copy, failure)
+                return
+            copy.done += len(page)
+
+    async def _finish_copy(self, copy: CatchUpCopy) -> None:
+        await copy.caught_up(copy)
+        self.copy = None
+        await self.announce()
+
+    # --- operations (run in the subscription's task) ---------------------------------------
+
+    async def submit(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation` in the subscription's task between batches; its result or error.
+        Refused while another process runs the subscription."""
+        if not self.settled.is_set():  # just started: is it ours, or another process's?
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.settled.wait(), self.settings.lease_ttl + 1)
+        if not self.active:
+            lease = await self.read_side.lease(self.name)
+            raise InvalidInput(
+                f"{self.name} is run by another process ({lease.owner if lease else 'unknown'})"
+                " right now; send the command there"
+            )
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._operations.put((operation, future))
+        self._operation_waiting.set()
+        return await future
+
+    async def _run_operations(self) -> None:
+        self._operation_waiting.clear()
+        while not self._operations.empty():
+            operation, future = self._operations.get_nowait()
+            try:
+                result = await operation()
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    def resume(self) -> None:
+        """Go on after the event the subscription stopped on."""
+        self.stopped_on = None
+        self.state = "catching_up"
+        self.last_error = None
+
+    async def retry_letter(self, letter_id: int) -> None:
+        """Apply a parked event again (run it with :meth:`submit`); a subscription stopped
+        on it goes on."""
+        letter, record = await self._letter(letter_id)
+        stopped_here = self.stopped_on is not None and self.stopped_on[1].id == record.id
+        checkpoint = max(self.position, record.position)
+        try:
+            await self.commit(self.consumer, [record], checkpoint, self.name)
+        except HandlerFailed as failure:
+            raise ProjectionFailed(
+                f"retrying dead letter {letter_id} of {self.name} failed again: {failure.text}"
+            ) from failure.error
+        async with self.store.transaction() as tx:
+            await self.read_side.resolve(tx, letter.id, "retried")
+        if stopped_here:
+            self.resume()
+
+    async def skip_letter(self, letter_id: int) -> None:
+        """Give up on a parked event (run it with :meth:`submit`); a subscription stopped on
+        it goes on after it."""
+        letter, record = await self._letter(letter_id)
+        stopped_here = self.stopped_on is not None and self.stopped_on[1].id == record.id
+        async with self.store.transaction() as tx:
+            await self.read_side.resolve(tx, letter.id, "skipped")
+            if stopped_here:
+                await self.read_side.set_checkpoint(
+                    tx, self.name, max(self.position, record.position)
+                )
+        if stopped_here:
+            self.position = max(self.position, record.position)
+            self.resume()
+
+    async def _letter(self, letter_id: int) -> tuple[DeadLetter, RecordedEvent]:
+        letter = await self.read_side.dead_letter(letter_id)
+        if letter is None or letter.subscription != self.name:
+            raise InvalidInput(f"{self.name} has no dead letter {letter_id}")
+        if letter.status != "parked":
+            raise InvalidInput(f"dead letter {letter_id} is {letter.status} already")
+        record = await self._record_at(letter)
+        if record is None:
+            raise InvalidInput(f"the event of dead letter {letter_id} is no longer in the log")
+        return letter, record
+
+    async def _record_at(self, letter: DeadLetter) -> RecordedEvent | None:
+        async for record in self.store.read_all(after=letter.position - 1, limit=1):
+            if record.id == letter.event_id:
+                return record
+        return None
+
+    # --- status -----------------------------------------------------------------------------
+
+    async def reached(self) -> int:
+        """The position handled so far (another process's checkpoint while in standby)."""
+        if self.active or not self.durable:
+            return self.position
+        return await self.read_side.get_checkpoint(self.name) or 0
+
+    async def status(self, generation: int) -> SubscriptionStatus:
+        position = await self.reached()
+        head = await self.store.head_position()
+        behind = await self.store.count_events(after=position, limit=10_000_000)
+        seconds = 0.0
+        async for record in self.store.read_all(after=position, limit=1):
+            seconds = max(0.0, (datetime.now(UTC) - record.recorded_at).total_seconds())
+        return SubscriptionStatus(
+            self.name,
+            self.state,
+            position,
+            head,
+            behind,
+            seconds,
+            generation,
+            self.last_error,
+            self.active,
+            self.copy.progress() if self.copy is not None else None,
+            self.consumer.memory_bytes(),
+        )
