@@ -44,6 +44,8 @@ _EMPTY = MessageContext()
 
 
 def current_context() -> MessageContext:
+    """The correlation id, causation id and actor in effect here (set by
+    :func:`message_context`; empty outside one)."""
     return _current.get(_EMPTY)
 
 

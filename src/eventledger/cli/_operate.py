@@ -30,6 +30,7 @@ from eventledger.cli._output import Output
 from eventledger.commands import CommandBus
 from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
 from eventledger.http.keys import SCOPES, ApiKeys
+from eventledger.http.models import status_json
 from eventledger.projections import ProjectionRunner
 from eventledger.stores.base import EventStore
 
@@ -151,17 +152,7 @@ def projections_rebuild(
 
             async def status() -> dict[str, Any]:
                 (current,) = await runner.status(name)
-                progress = current.rebuild
-                return {
-                    "generation": current.generation,
-                    "rebuild": None
-                    if progress is None
-                    else {
-                        "events_done": progress.events_done,
-                        "events_total": progress.events_total,
-                        "events_per_second": progress.events_per_second,
-                    },
-                }
+                return status_json(current)  # the shape the server answers with
 
             await _follow(out, status, before.generation, task)
             await task

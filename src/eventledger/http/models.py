@@ -3,8 +3,9 @@ the functions that make the same shapes from eventledger's objects."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 
@@ -176,6 +177,27 @@ class CommandInfo(pydantic.BaseModel):
     name: str
     path: str
     description: str | None
+
+
+T = TypeVar("T")
+
+
+def page_json(
+    fetched: Sequence[T],
+    limit: int,
+    render: Callable[[T], dict[str, Any]],
+    cursor: Callable[[T], Any],
+    next_key: str = "next_after",
+) -> dict[str, Any]:
+    """One page of a keyset-paged list: `fetched` holds up to ``limit + 1`` items (one
+    more than the page, to know whether another page follows); `cursor` gives the
+    value that asks for the next page (None on the last one)."""
+    items = fetched[:limit]
+    more = len(fetched) > limit
+    return {
+        "items": [render(item) for item in items],
+        next_key: cursor(items[-1]) if more and items else None,
+    }
 
 
 def event_json(event: RecordedEvent) -> dict[str, Any]:

@@ -44,14 +44,7 @@ def add_routes(app: FastAPI) -> None:
         streams = await service_of(request).store.list_streams(
             prefix=prefix, after=after, limit=limit + 1
         )
-        more = len(streams) > limit
-        streams = streams[:limit]
-        return JSON(
-            {
-                "items": [models.stream_json(s) for s in streams],
-                "next_after": streams[-1].stream_id if more else None,
-            }
-        )
+        return JSON(models.page_json(streams, limit, models.stream_json, lambda s: s.stream_id))
 
     @app.get(
         "/streams/{stream_id:path}/state",
@@ -145,14 +138,7 @@ def add_routes(app: FastAPI) -> None:
             raise InvalidInput("since needs a time zone, e.g. 2026-11-23T12:00:00Z")
         store = service_of(request).store
         events = [e async for e in store.read_all(after=after, limit=limit + 1, since=since)]
-        more = len(events) > limit
-        events = events[:limit]
-        return JSON(
-            {
-                "items": [models.event_json(e) for e in events],
-                "next_after": events[-1].position if more else None,
-            }
-        )
+        return JSON(models.page_json(events, limit, models.event_json, lambda e: e.position))
 
     @app.get(
         "/events/{event_id}",

@@ -1,31 +1,4 @@
-"""Subscriptions: follow the log from a checkpoint and hand it, batch by batch, to a consumer.
-
-A :class:`Subscription` runs one :class:`Consumer` in a task of its own: it reads
-a page of the log after its checkpoint, keeps the events the consumer handles,
-and commits what the consumer did together with the new checkpoint, in one
-transaction of the store, so that no event is applied twice or missed whenever
-the process dies. At the end of the log it waits for appends (a wake-up from the
-store, or a bounded poll). Projections, process managers and relays are
-consumers; what differs between them is their :class:`Batch`.
-
-- **Leases**: a durable consumer runs in one process at a time. The lease is
-  taken before the subscription becomes active, renewed in every batch's
-  transaction (a holder that lost it cannot commit), and taken over by another
-  process within ``lease_ttl`` seconds after its holder dies.
-- **Failures**: a batch that fails at an event commits the events before it,
-  then retries that event alone with the consumer's :class:`~eventledger.RetryPolicy`;
-  after the last attempt it is parked as a dead letter, and the policy says
-  whether the subscription stops there (``failed``, until the letter is retried
-  or skipped) or goes on.
-- **Catch-up copies**: a second consumer can follow the log under the same lease
-  with a checkpoint of its own until it reaches the live position, for rebuilds
-  that swap a fresh read model in without downtime.
-- **Operations** (:meth:`Subscription.submit`) run in the subscription's own
-  task, between batches, so they never race a batch.
-
-Consumers that are not durable (in-memory read models) keep no checkpoint and
-take no lease: they start from the beginning of the log in every process.
-"""
+"""The catch-up loop of one subscription (see :mod:`eventledger.subscriptions`)."""
 
 from __future__ import annotations
 
@@ -33,144 +6,28 @@ import asyncio
 import contextlib
 import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from eventledger.errors import InvalidInput, LeaseLost, ProjectionFailed
-from eventledger.failures import OnFailure, RetryPolicy
+from eventledger.failures import OnFailure
 from eventledger.records import RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
 from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.subscriptions.consumer import (
+    CatchUpCopy,
+    Consumer,
+    HandlerFailed,
+    SubscriptionSettings,
+    SubscriptionStatus,
+)
 
-__all__ = [
-    "Batch",
-    "CatchUpCopy",
-    "Consumer",
-    "HandlerFailed",
-    "RebuildProgress",
-    "Subscription",
-    "SubscriptionSettings",
-    "SubscriptionStatus",
-]
+__all__ = ["Subscription"]
 
 log = logging.getLogger("eventledger.subscriptions")
 
 T = TypeVar("T")
-
-
-class HandlerFailed(Exception):
-    """A batch failed at ``records[index]`` with `error` (raised by a :class:`Batch`)."""
-
-    def __init__(self, index: int, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.index = index
-        self.error = error
-        self.text = f"{type(error).__name__}: {error}"
-        self.trace = "".join(traceback.format_exception(error))
-
-
-class Batch(Protocol):
-    """What a consumer does with one batch of events."""
-
-    async def prepare(self) -> None:
-        """Work done before the transaction (a process manager sends its commands here)."""
-        ...
-
-    async def commit(self, tx: StoreTransaction | None) -> None:
-        """Writes that commit with the checkpoint, in `tx` (None: not durable)."""
-        ...
-
-
-class Consumer(Protocol):
-    """What a subscription feeds. Raise :class:`HandlerFailed` from a batch to name the
-    event it failed at."""
-
-    name: str
-    retry: RetryPolicy
-    durable: bool
-    """Checkpointed and leased (True), or rebuilt from the start in each process."""
-
-    def handles(self, record: RecordedEvent) -> bool: ...
-    async def activate(self, tx: StoreTransaction | None) -> None:
-        """Get ready to run (create tables, ...), in a transaction when durable."""
-        ...
-
-    def batch(self, records: Sequence[RecordedEvent]) -> Batch: ...
-    async def before_step(self) -> None:
-        """Runs at each step of the loop while the consumer is active."""
-        ...
-
-    def memory_bytes(self) -> int | None:
-        """About how much memory an in-memory consumer holds (None: not in memory)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionSettings:
-    owner: str
-    """Who this process is, in leases."""
-    batch_size: int = 500
-    lease_ttl: float = 5.0
-    poll_interval: float = 1.0
-    copy_batches_per_step: int = 10
-    """How many batches a catch-up copy takes for each live one."""
-
-
-@dataclass(frozen=True, slots=True)
-class RebuildProgress:
-    generation: int
-    events_done: int
-    events_total: int
-    events_per_second: float
-    seconds_left: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionStatus:
-    name: str
-    state: str
-    """starting, standby (another process runs it), catching_up, running, rebuilding,
-    stopped or failed."""
-    position: int
-    head_position: int
-    events_behind: int
-    seconds_behind: float
-    generation: int
-    last_error: str | None
-    active: bool
-    rebuild: RebuildProgress | None = None
-    memory_bytes: int | None = None
-
-
-@dataclass
-class CatchUpCopy:
-    """A second consumer that follows the log under the subscription's lease until it
-    reaches the live position; then `caught_up` runs (in the subscription's task)."""
-
-    consumer: Consumer
-    checkpoint_name: str
-    generation: int
-    caught_up: Callable[[CatchUpCopy], Awaitable[None]]
-    failed: Callable[[CatchUpCopy, HandlerFailed], Awaitable[None]]
-    position: int = 0
-    done: int = 0
-    total: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def progress(self) -> RebuildProgress:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        rate = self.done / elapsed
-        left = max(self.total - self.done, 0)
-        return RebuildProgress(
-            self.generation,
-            self.done,
-            max(self.total, self.done),
-            rate,
-            left / rate if rate > 0 else None,
-        )
 
 
 class Subscription:
