@@ -81,7 +81,8 @@ def test_every_module_the_architecture_page_names_exists() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     paths = set(re.findall(r"`((?:src|tests|benchmarks|scripts|docs)/[\w/.-]+)`", text))
     modules = set(re.findall(r"`(eventledger(?:\.\w+)+)`", text))
-    assert paths and modules, "the page names files and modules"
+    assert paths, "the page names files"
+    assert modules, "the page names modules"
     missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists())
     assert missing == []
     for module in sorted(modules):

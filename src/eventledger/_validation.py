@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from eventledger import _json
-from eventledger.errors import InvalidInput
+from eventledger.errors import EventTooLarge, InvalidInput
 from eventledger.records import ExpectedState, ExpectedVersion, NewEvent
 
 MAX_STREAM_ID_LENGTH = 255
@@ -18,6 +18,11 @@ MAX_METADATA_KEY_LENGTH = 100
 MAX_EVENTS_PER_APPEND = (1 << 20) - 1
 MAX_INT64 = (1 << 63) - 1
 MAX_SCHEMA_VERSION = (1 << 31) - 1
+DEFAULT_MAX_EVENT_SIZE = 4 << 20
+"""Bytes of JSON (data and metadata) an event may take, unless the store URL says
+otherwise: far below what every backend can hold (PostgreSQL's jsonb stops near
+256 MB), and large enough for any event that is a fact rather than a file."""
+MAX_MAX_EVENT_SIZE = 128 << 20
 
 _EVENT_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -132,8 +137,11 @@ def check_metadata_keys(metadata: dict[str, Any], where: str) -> None:
             _valid_metadata_keys.add(key)
 
 
-def prepare_events(events: Iterable[NewEvent]) -> list[PreparedEvent]:
-    """Validate the events of one append and encode their JSON."""
+def prepare_events(
+    events: Iterable[NewEvent], max_size: int = DEFAULT_MAX_EVENT_SIZE
+) -> list[PreparedEvent]:
+    """Validate the events of one append and encode their JSON; an event whose data and
+    metadata take more than `max_size` bytes as JSON is refused."""
     if isinstance(events, NewEvent | str | bytes | dict):
         raise InvalidInput("events must be a list of NewEvent, not a single value")
     try:
@@ -174,6 +182,12 @@ def prepare_events(events: Iterable[NewEvent]) -> list[PreparedEvent]:
             _encode(event.data, f"{_where(index, event)}: data")
             _encode(event.metadata, f"{_where(index, event)}: metadata")
             raise
+        if len(data) + len(metadata) > max_size:
+            raise EventTooLarge(
+                f"{_where(index, event)} takes {len(data) + len(metadata):,} bytes as JSON (data"
+                f" and metadata); the store's limit is {max_size:,} (max_event_size in the store"
+                " URL): keep large content outside the log and record a reference to it"
+            )
         prepared.append(PreparedEvent(event.id, event.type, event.schema_version, data, metadata))
     return prepared
 

@@ -9,6 +9,7 @@ against a database driver's vocabulary keeps working::
     │   ├── UnsupportedStoreURL
     │   ├── CommandInvalid                a command's fields, each error named
     │   ├── IdempotencyKeyReused          one key, two different commands
+    │   ├── EventTooLarge                 an event over the store's size limit
     │   └── UnsupportedFeature            the backend does not keep what a feature needs
     ├── NotFound (LookupError)            no such thing
     │   ├── UnknownCommand
@@ -48,6 +49,7 @@ __all__ = [
     "DuplicateEventId",
     "EventDecodeError",
     "EventLedgerError",
+    "EventTooLarge",
     "FieldError",
     "IdempotencyKeyReused",
     "IntegrityError",
@@ -118,6 +120,11 @@ class FieldError(NamedTuple):
     @property
     def path_text(self) -> str:
         return ".".join(str(part) for part in self.path) or "(the whole command)"
+
+
+class EventTooLarge(InvalidInput):
+    """An event's data and metadata take more bytes than the store allows; nothing was
+    written."""
 
 
 class IdempotencyKeyReused(InvalidInput):

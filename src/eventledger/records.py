@@ -22,6 +22,8 @@ __all__ = [
     "AppendResult",
     "ExpectedState",
     "ExpectedVersion",
+    "Horizon",
+    "HorizonHolder",
     "JSONObject",
     "NewEvent",
     "RecordedEvent",
@@ -133,6 +135,70 @@ class StreamInfo(NamedTuple):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonHolder:
+    """A transaction that holds readers back: it may still add events below the
+    position they would go on from. What the database says about it (PostgreSQL)."""
+
+    transaction_id: int
+    pid: int | None = None
+    database: str | None = None
+    user: str | None = None
+    application_name: str | None = None
+    state: str | None = None
+    """``active``, ``idle in transaction``, ... or ``prepared``."""
+    transaction_start: datetime | None = None
+    query: str | None = None
+    """The first 80 characters of its current or last statement."""
+    prepared_gid: str | None = None
+
+    def describe(self) -> str:
+        """One line for a person: who it is and what it does.
+
+        >>> print(HorizonHolder(771, pid=4242, database="shop", user="alice",
+        ...                     state="idle in transaction", query="UPDATE stock").describe())
+        transaction 771 of pid 4242 (user alice, database shop), idle in transaction: 'UPDATE stock'
+        """
+        if self.prepared_gid is not None:
+            return (
+                f"prepared transaction {self.prepared_gid!r} (transaction {self.transaction_id},"
+                f" database {self.database}); COMMIT PREPARED or ROLLBACK PREPARED it"
+            )
+        if self.pid is None:
+            return f"transaction {self.transaction_id} (its backend could not be found)"
+        who = ", ".join(
+            part
+            for part in (
+                f"user {self.user}" if self.user else "",
+                f"database {self.database}" if self.database else "",
+                f"application {self.application_name!r}" if self.application_name else "",
+                f"since {self.transaction_start.isoformat(timespec='seconds')}"
+                if self.transaction_start
+                else "",
+            )
+            if part
+        )
+        what = f", {self.state}" if self.state else ""
+        query = f": {self.query!r}" if self.query else ""
+        return f"transaction {self.transaction_id} of pid {self.pid} ({who}){what}{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """How far readers can see: the last committed event, the last a reader may take
+    now, and who holds them back when the two differ."""
+
+    committed_head: int
+    visible_head: int
+    events_held: int
+    """Committed events readers must not take yet (counted up to a million)."""
+    holder: HorizonHolder | None = None
+
+    @property
+    def lagging(self) -> bool:
+        return self.events_held > 0
 
 
 def stream_category(stream_id: str) -> str:

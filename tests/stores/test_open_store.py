@@ -29,6 +29,7 @@ MIGRATIONS = [
     (5, "process_managers"),
     (6, "api_keys"),
 ]
+POSTGRES_MIGRATIONS = [*MIGRATIONS, (7, "writer_horizon")]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ async def test_postgres_schema_is_created_once_and_recorded(postgres_schema_url:
         )
     finally:
         await conn.close()
-    assert [tuple(r) for r in rows] == MIGRATIONS
+    assert [tuple(r) for r in rows] == POSTGRES_MIGRATIONS
 
 
 async def test_postgres_schema_from_a_newer_eventledger_is_refused(

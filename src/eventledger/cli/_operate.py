@@ -30,7 +30,7 @@ from eventledger.cli._output import Output
 from eventledger.commands import CommandBus
 from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
 from eventledger.http.keys import SCOPES, ApiKeys
-from eventledger.http.models import status_json
+from eventledger.http.models import horizon_json, status_json
 from eventledger.projections import ProjectionRunner
 from eventledger.stores.base import EventStore
 
@@ -82,6 +82,7 @@ def projections_status(
                 declared = [p.name for p in _config.load_application(reference).make_projections()]
                 names = declared + [n for n in names if n not in declared]
             head = await opened_store.head_position()
+            horizon = await opened_store.horizon()
             rows: list[dict[str, Any]] = []
             for name in names:
                 position = checkpoints.get(name, 0)
@@ -114,8 +115,18 @@ def projections_status(
                 )
                 for r in rows
             ],
-            records={"head_position": head, "projections": rows},
+            records={
+                "head_position": head,
+                "held_back": horizon_json(horizon) if horizon.lagging else None,
+                "projections": rows,
+            },
         )
+        if horizon.lagging and not as_json:
+            holder = horizon.holder.describe() if horizon.holder else "an unknown transaction"
+            out.note(
+                f"readers are held back at position {horizon.visible_head}:"
+                f" {horizon.events_held} committed event(s) wait for {holder}"
+            )
 
     run(work, out)
 

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventledger.app import Application, Service
 from eventledger.errors import InvalidInput
-from eventledger.http import problems
+from eventledger.http import models, problems
 from eventledger.http.auth import ApiKeyAuthenticator, Authenticator
 from eventledger.http.keys import ApiKeys
 from eventledger.http.live import add_routes as add_live_routes
@@ -203,7 +203,14 @@ def _add_health(app: FastAPI) -> None:
                 "Not ready",
                 f"stopped by a failure: {', '.join(failed)} (see the dead-letter queue)",
             )
-        return JSON({"status": "ready", "head_position": head})
+        horizon = await service.store.horizon()
+        return JSON(
+            {
+                "status": "ready",
+                "head_position": head,
+                "held_back": models.horizon_json(horizon) if horizon.lagging else None,
+            }
+        )
 
 
 class LimitBody:

@@ -13,7 +13,7 @@ from eventledger.causation import CausalChain, CausalLink
 from eventledger.commands import CommandResult
 from eventledger.process import ProcessInstance
 from eventledger.projections import DeadLetter, ProjectionStatus
-from eventledger.records import RecordedEvent, StreamInfo
+from eventledger.records import Horizon, RecordedEvent, StreamInfo
 
 
 class EventOut(pydantic.BaseModel):
@@ -92,6 +92,29 @@ class RebuildOut(pydantic.BaseModel):
     seconds_left: float | None
 
 
+class HolderOut(pydantic.BaseModel):
+    transaction_id: int
+    pid: int | None
+    database: str | None
+    user: str | None
+    application_name: str | None
+    state: str | None
+    transaction_start: datetime | None
+    query: str | None
+    prepared_gid: str | None
+
+
+class HorizonOut(pydantic.BaseModel):
+    """Committed events readers wait for, because an older writer may still add events
+    below them; `held_by` says who (see docs/ordering.md)."""
+
+    committed_head: int
+    visible_head: int
+    events_held: int
+    held_by: str | None
+    holder: HolderOut | None
+
+
 class ProjectionOut(pydantic.BaseModel):
     name: str
     state: str
@@ -104,6 +127,7 @@ class ProjectionOut(pydantic.BaseModel):
     active: bool
     rebuild: RebuildOut | None
     memory_bytes: int | None
+    held_back: HorizonOut | None = None
 
 
 class DeadLetterOut(pydantic.BaseModel):
@@ -238,6 +262,33 @@ def status_json(status: ProjectionStatus) -> dict[str, Any]:
             "seconds_left": rebuild.seconds_left,
         },
         "memory_bytes": status.memory_bytes,
+        "held_back": None if status.held_back is None else horizon_json(status.held_back),
+    }
+
+
+def horizon_json(horizon: Horizon) -> dict[str, Any]:
+    """Committed events readers must wait for, and who holds them (docs/ordering.md)."""
+    holder = horizon.holder
+    return {
+        "committed_head": horizon.committed_head,
+        "visible_head": horizon.visible_head,
+        "events_held": horizon.events_held,
+        "held_by": None if holder is None else holder.describe(),
+        "holder": None
+        if holder is None
+        else {
+            "transaction_id": holder.transaction_id,
+            "pid": holder.pid,
+            "database": holder.database,
+            "user": holder.user,
+            "application_name": holder.application_name,
+            "state": holder.state,
+            "transaction_start": holder.transaction_start.isoformat()
+            if holder.transaction_start
+            else None,
+            "query": holder.query,
+            "prepared_gid": holder.prepared_gid,
+        },
     }
 
 

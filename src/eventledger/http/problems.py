@@ -24,6 +24,7 @@ from eventledger.errors import (
     CommandInvalid,
     ConflictError,
     EventLedgerError,
+    EventTooLarge,
     IdempotencyKeyReused,
     InvalidInput,
     NotFound,
@@ -69,6 +70,7 @@ class HttpProblem(Exception):
 _MAPPING: dict[type[BaseException], tuple[int, str, str]] = {
     CommandInvalid: (422, "invalid-command", "The command is not valid"),
     IdempotencyKeyReused: (422, "idempotency-key-reused", "The idempotency key was used before"),
+    EventTooLarge: (413, "event-too-large", "An event is larger than the store allows"),
     InvalidInput: (400, "invalid-input", "The request is not valid"),
     NotFound: (404, "not-found", "Not found"),
     ConflictError: (409, "conflict", "Conflict with the current state"),
@@ -115,7 +117,9 @@ def for_exception(error: BaseException) -> JSONResponse:
                 ]
             if status >= 500:
                 log.warning("%s: %s", title, error)
-            return problem(status, slug, title, str(error), errors)
+            # The store should be back soon (a restart, a failover): say when to try again.
+            headers = {"Retry-After": "1"} if isinstance(error, OperationalError) else None
+            return problem(status, slug, title, str(error), errors, headers=headers)
     return unexpected(error)
 
 

@@ -214,7 +214,8 @@ class ProjectionRunner:
 
     async def status(self, name: str | None = None) -> list[ProjectionStatus]:
         chosen = [self.subscription(name)] if name else list(self._subscriptions.values())
-        return [await s.status(projection_of(s.consumer).generation) for s in chosen]
+        horizon = await self.store.horizon()
+        return [await s.status(projection_of(s.consumer).generation, horizon) for s in chosen]
 
     async def rebuild(self, name: str) -> None:
         """Rebuild a read model from the start into a fresh copy while the old one keeps

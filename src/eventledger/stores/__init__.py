@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl, urlencode
 
+from eventledger._validation import MAX_MAX_EVENT_SIZE
 from eventledger.errors import InvalidInput, UnsupportedStoreURL
 from eventledger.stores.base import EventStore, StoreTransaction
 
@@ -23,6 +25,28 @@ _BACKENDS = {
 _openers: dict[str, Opener] = {}
 
 
+def _take_common_settings(url: str) -> tuple[str, int | None]:
+    """The URL without the settings every backend takes, and their values."""
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url, None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    text = next((value for key, value in pairs if key == "max_event_size"), None)
+    rest = [(key, value) for key, value in pairs if key != "max_event_size"]
+    url = head + ("?" + urlencode(rest) if rest else "")
+    if text is None:
+        return url, None
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_MAX_EVENT_SIZE:
+        raise InvalidInput(
+            f"max_event_size is a number of bytes from 1 to {MAX_MAX_EVENT_SIZE}, not {text!r}"
+        )
+    return url, size
+
+
 def register_backend(scheme: str, opener: Opener) -> None:
     """Make ``open_store("<scheme>://...")`` open a store with `opener` (an async function
     of the whole URL): how a backend from another package plugs in. See
@@ -39,6 +63,10 @@ async def open_store(url: str) -> EventStore:
       within this process;
     - ``sqlite:///path/to/events.db`` (relative) or ``sqlite:////abs/events.db``;
     - ``postgresql://user@host:5432/database?schema=eventledger``.
+
+    Every URL also takes ``max_event_size=BYTES``: how much JSON (data and
+    metadata) one event may take (default 4 MiB), refused the same way on every
+    backend before anything is written.
 
     >>> import asyncio
     >>> async def main() -> int:
@@ -68,7 +96,11 @@ async def open_store(url: str) -> EventStore:
                     "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
                 ) from None
     if opener is not None:
-        return await opener(url)
+        url, max_event_size = _take_common_settings(url)
+        store = await opener(url)
+        if max_event_size is not None:
+            store.max_event_size = max_event_size
+        return store
     raise UnsupportedStoreURL(
         f"no store for the scheme {scheme!r} in {url!r}; use memory://, sqlite:/// or postgresql://"
     )

@@ -24,6 +24,7 @@ from eventledger.records import (
     ANY,
     AppendResult,
     ExpectedVersion,
+    Horizon,
     NewEvent,
     RecordedEvent,
     Snapshot,
@@ -56,10 +57,19 @@ class StoreTransaction(abc.ABC):
     :meth:`execute` and the ``fetch`` methods take SQL in the backend's own dialect;
     :meth:`~eventledger.storage.SqlTables.bind` makes portable SQL with ``:name``
     placeholders the backend's. A backend without SQL (memory) refuses them.
+
+    A transaction that appends must append before it runs anything else, unless it
+    was opened with ``store.transaction(appends=True)``: on PostgreSQL, readers wait
+    only for transactions that declared themselves writers before they wrote
+    anything (see ``docs/ordering.md``), and every backend keeps the same rule.
     """
 
+    appends_declared: bool = False
+    """Opened with ``appends=True``: it may append after other statements."""
+    max_event_size: int = check.DEFAULT_MAX_EVENT_SIZE
     _failed: str | None = None
     _appended_ids: set[uuid.UUID] | None = None
+    _statements: int = 0
 
     async def append(
         self,
@@ -84,9 +94,14 @@ class StoreTransaction(abc.ABC):
                 f"this transaction failed earlier ({self._failed}); let it roll back and run"
                 " it again"
             )
+        if self._statements and self._appended_ids is None and not self.appends_declared:
+            raise InvalidInput(
+                "this transaction ran other statements before its first append; append"
+                " first, or open it with store.transaction(appends=True)"
+            )
         stream_id = check.check_stream_id(stream_id)
         expected = check.check_expected_version(expected_version)
-        prepared = check.prepare_events(events)
+        prepared = check.prepare_events(events, self.max_event_size)
         seen = self._appended_ids if self._appended_ids is not None else set()
         reused = [str(e.id) for e in prepared if e.id in seen]
         if reused:
@@ -111,17 +126,46 @@ class StoreTransaction(abc.ABC):
     ) -> AppendResult:
         raise InvalidInput(f"{type(self).__name__} cannot append events")
 
-    @abc.abstractmethod
-    async def execute(self, sql: str, *args: Any) -> None: ...
+    @property
+    def statements(self) -> int:
+        """How many statements ran in this transaction (appends not counted)."""
+        return self._statements
 
-    @abc.abstractmethod
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def note_statement(self) -> None:
+        """Count a statement run in this transaction (backends that write without SQL
+        call it for their writes)."""
+        self._statements += 1
 
-    @abc.abstractmethod
-    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
+    async def execute(self, sql: str, *args: Any) -> None:
+        """Run a statement in this transaction."""
+        self._statements += 1
+        await self._execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run a statement once for each row of arguments."""
+        self._statements += 1
+        await self._executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+        """Run a query in this transaction (it sees the transaction's own writes)."""
+        self._statements += 1
+        return await self._fetch(sql, *args)
 
     async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Like :meth:`fetch`, each row a dict by column name."""
+        self._statements += 1
+        return await self._fetch_records(sql, *args)
+
+    @abc.abstractmethod
+    async def _execute(self, sql: str, *args: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    async def _fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]: ...
+
+    async def _fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         raise InvalidInput(f"{type(self).__name__} has no SQL")
 
     async def fetchrow(self, sql: str, *args: Any) -> Sequence[Any] | None:
@@ -148,6 +192,10 @@ class EventStore(abc.ABC):
 
     capabilities: ClassVar[frozenset[Concern]] = frozenset()
     """What the backend keeps besides the log (see :mod:`eventledger.storage`)."""
+
+    max_event_size: int = check.DEFAULT_MAX_EVENT_SIZE
+    """Bytes of JSON (data and metadata) an event may take; ``max_event_size=N`` in
+    any store URL changes it."""
 
     @property
     def schema_version(self) -> int:
@@ -178,7 +226,7 @@ class EventStore(abc.ABC):
         self._check_open()
         stream_id = check.check_stream_id(stream_id)
         expected = check.check_expected_version(expected_version)
-        prepared = check.prepare_events(events)
+        prepared = check.prepare_events(events, self.max_event_size)
         result = await self._append(stream_id, expected, prepared)
         self._appended()
         return result
@@ -374,6 +422,16 @@ class EventStore(abc.ABC):
         cap = check.check_optional_int(limit, "limit", minimum=0)
         return await self._count_events(start, cap)
 
+    async def horizon(self) -> Horizon:
+        """How far readers can see now, and who holds them back if anyone does (on
+        PostgreSQL, an appending transaction that has not committed yet, named)."""
+        self._check_open()
+        return await self._horizon()
+
+    async def _horizon(self) -> Horizon:
+        head = await self._head_position()
+        return Horizon(head, head, 0)
+
     async def head_position(self) -> int:
         """The position of the last event a reader can see now; 0 for an empty store."""
         self._check_open()
@@ -420,8 +478,12 @@ class EventStore(abc.ABC):
     # --- the read side's access to the database ------------------------------------------
 
     @abc.abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """A transaction on the store's database (commits on a clean exit)."""
+    def transaction(
+        self, *, appends: bool = False
+    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        """A transaction on the store's database (commits on a clean exit). With
+        `appends`, it may append events after running other statements (see
+        :class:`StoreTransaction`)."""
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         """Run a read-only query outside any transaction (SQL stores only)."""

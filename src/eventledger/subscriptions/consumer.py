@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from eventledger.failures import RetryPolicy
-from eventledger.records import RecordedEvent
+from eventledger.records import Horizon, RecordedEvent
 from eventledger.stores.base import StoreTransaction
 
 __all__ = [
@@ -106,6 +106,9 @@ class SubscriptionStatus:
     active: bool
     rebuild: RebuildProgress | None = None
     memory_bytes: int | None = None
+    held_back: Horizon | None = None
+    """Set when committed events wait for an older writer (see docs/ordering.md): how
+    many, and who holds them."""
 
 
 @dataclass

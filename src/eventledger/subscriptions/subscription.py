@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from eventledger.errors import InvalidInput, LeaseLost, ProjectionFailed
 from eventledger.failures import OnFailure
-from eventledger.records import RecordedEvent
+from eventledger.records import Horizon, RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
 from eventledger.stores.base import EventStore, StoreTransaction
 from eventledger.subscriptions.consumer import (
@@ -394,7 +394,7 @@ class Subscription:
             return self.position
         return await self.read_side.get_checkpoint(self.name) or 0
 
-    async def status(self, generation: int) -> SubscriptionStatus:
+    async def status(self, generation: int, horizon: Horizon | None = None) -> SubscriptionStatus:
         position = await self.reached()
         head = await self.store.head_position()
         behind = await self.store.count_events(after=position, limit=10_000_000)
@@ -413,4 +413,5 @@ class Subscription:
             self.active,
             self.copy.progress() if self.copy is not None else None,
             self.consumer.memory_bytes(),
+            horizon if horizon is not None and horizon.lagging else None,
         )

@@ -2,8 +2,13 @@
 
 - :func:`given`: given past events, when a domain method runs, then these events or
   this error (no store needed, no test framework needed);
-- :class:`EventStoreConformance`: the shared suite every event store passes (needs
-  pytest, pytest-asyncio and hypothesis: ``pip install 'eventledger[test]'``).
+- :class:`EventStoreConformance`: the shared suite every event store passes;
+- :class:`StorageConformance`: the shared suites of the storage protocols
+  (:mod:`eventledger.storage`), one per protocol: :class:`ReadSideConformance`,
+  :class:`SqlTablesConformance`, :class:`CommandLogConformance`,
+  :class:`ProcessStorageConformance` and :class:`KeyStorageConformance`.
+
+The suites need pytest, pytest-asyncio and hypothesis (``pip install 'eventledger[test]'``).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -12,14 +17,47 @@ from eventledger.testing.aggregates import Outcome, Scenario, given
 
 if TYPE_CHECKING:
     from eventledger.testing.conformance import EventStoreConformance, StoreOpener
+    from eventledger.testing.storage_conformance import (
+        CommandLogConformance,
+        KeyStorageConformance,
+        ProcessStorageConformance,
+        ReadSideConformance,
+        SqlTablesConformance,
+        StorageConformance,
+    )
 
-__all__ = ["EventStoreConformance", "Outcome", "Scenario", "StoreOpener", "given"]
+__all__ = [
+    "CommandLogConformance",
+    "EventStoreConformance",
+    "KeyStorageConformance",
+    "Outcome",
+    "ProcessStorageConformance",
+    "ReadSideConformance",
+    "Scenario",
+    "SqlTablesConformance",
+    "StorageConformance",
+    "StoreOpener",
+    "given",
+]
+
+_STORAGE_SUITES = (
+    "CommandLogConformance",
+    "KeyStorageConformance",
+    "ProcessStorageConformance",
+    "ReadSideConformance",
+    "SqlTablesConformance",
+    "StorageConformance",
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The conformance suite imports pytest and hypothesis; load it only when asked for.
+    # The conformance suites import pytest and hypothesis; load them only when asked for.
     if name in ("EventStoreConformance", "StoreOpener"):
         from eventledger.testing import conformance
 
         return getattr(conformance, name)
+    if name in _STORAGE_SUITES:
+        from eventledger.testing import storage_conformance
+
+        return getattr(storage_conformance, name)
     raise AttributeError(f"module 'eventledger.testing' has no attribute {name!r}")

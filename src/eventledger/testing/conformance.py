@@ -42,6 +42,7 @@ from eventledger import (
     open_store,
 )
 from eventledger.testing._follower import assert_each_once_in_order, follow_while
+from eventledger.testing._limits_conformance import LimitsConformance
 from eventledger.testing._lookup_conformance import LookupConformance
 from eventledger.testing._transaction_conformance import TransactionConformance
 
@@ -71,7 +72,7 @@ async def _stream(store: EventStore, stream_id: str, **options: Any) -> list[Rec
     return [e async for e in store.read_stream(stream_id, **options)]
 
 
-class EventStoreConformance(TransactionConformance, LookupConformance):
+class EventStoreConformance(TransactionConformance, LookupConformance, LimitsConformance):
     """Tests every event store must pass. Subclass it and provide ``store_url``."""
 
     pytestmark = pytest.mark.asyncio

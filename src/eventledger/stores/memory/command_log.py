@@ -50,5 +50,9 @@ class MemoryCommandLog:
 
         with self.log.lock:
             key_is_free()
+        if key is not None and key in memory_tx.command_keys:
+            raise KeyTaken(f"idempotency key {key!r} was recorded earlier in this transaction")
         memory_tx.require(key_is_free)
         memory_tx.defer(add)
+        if key is not None:
+            memory_tx.command_keys.add(key)

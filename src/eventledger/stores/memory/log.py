@@ -106,9 +106,12 @@ class MemoryTransaction(StoreTransaction):
         self._base: int | None = None
         self._pending: list[tuple[str, list[PreparedEvent]]] = []
         self._pending_versions: dict[str, int] = {}
+        self.command_keys: set[str] = set()
+        """Idempotency keys recorded in this transaction (a second one is refused)."""
 
     def defer(self, change: Callable[[], None]) -> None:
         """Run `change` (under the log's lock) when the transaction commits."""
+        self.note_statement()
         self._changes.append(change)
 
     def require(self, check: Callable[[], None]) -> None:
@@ -152,13 +155,13 @@ class MemoryTransaction(StoreTransaction):
             for change in self._changes:
                 change()
 
-    async def execute(self, sql: str, *args: Any) -> None:
+    async def _execute(self, sql: str, *args: Any) -> None:
         raise _no_sql()
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise _no_sql()
 
-    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+    async def _fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         raise _no_sql()
 
 

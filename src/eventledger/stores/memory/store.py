@@ -170,16 +170,20 @@ class MemoryStore(EventStore):
         return kept._replace(state=_json.loads(state))
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
+    async def _transaction(self, appends: bool) -> AsyncIterator[StoreTransaction]:
         self._check_open()
         tx = MemoryTransaction(self._log)
+        tx.appends_declared = appends
+        tx.max_event_size = self.max_event_size
         yield tx
         tx.commit()
         if tx.appended:
             self._appended()
 
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        return self._transaction()
+    def transaction(
+        self, *, appends: bool = False
+    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        return self._transaction(appends)
 
     # --- what the memory backend keeps besides the log ----------------------------------------
 

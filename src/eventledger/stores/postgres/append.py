@@ -42,7 +42,8 @@ def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
     # number of events the transaction appended before (`base`, a parameter).
     index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
     exists = EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
-    return f"""
+    # The comment names the statement where operators look (pg_stat_activity).
+    return f"""/* eventledger append */
         WITH last AS (
             SELECT e.version, e.recorded_at FROM {q}.events e
              WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1

@@ -1,16 +1,16 @@
 """The PostgreSQL store, for production. Needs the ``postgres`` extra (asyncpg).
 
-URL: any libpq-style ``postgresql://user:password@host:port/database`` URL
-that asyncpg accepts, plus these query settings, which eventledger takes for
-itself:
+URL: any libpq-style ``postgresql://user:password@host:port/database`` URL that
+asyncpg accepts, plus eventledger's own settings (the schema, the pool, timeouts,
+``read_only``): see :mod:`eventledger.stores.postgres.url`.
 
-- ``schema=NAME``: the schema that holds the tables (default ``eventledger``);
-- ``pool_min_size=N`` / ``pool_max_size=N``: the connection pool (default 1 / 10);
-- ``application_name=NAME``: how the connections show in ``pg_stat_activity``
-  (default ``eventledger``).
+How the global order works, why readers never skip an event although writers
+commit concurrently, and why only writers hold readers back: ``docs/ordering.md``
+and ``sql/0007_writer_horizon.sql`` beside this module.
 
-How the global order works, and why readers never skip an event although
-writers commit concurrently: see ``sql/0001_events.sql`` beside this module.
+Connection failures (a restart, a failover, a network cut) surface as
+:class:`~eventledger.OperationalError`; reads run once more on a fresh connection,
+and appends too (their event ids make a repeat harmless).
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -30,10 +33,8 @@ from eventledger import _json
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
     ConflictError,
-    DuplicateEventId,
     InvalidInput,
     OperationalError,
-    SchemaVersionError,
     StoreClosed,
     WrongExpectedVersion,
 )
@@ -41,6 +42,7 @@ from eventledger.records import (
     AppendResult,
     ExpectedState,
     ExpectedVersion,
+    Horizon,
     RecordedEvent,
     Snapshot,
     StreamInfo,
@@ -62,6 +64,7 @@ from eventledger.stores._sql.command_log import SqlCommandLog
 from eventledger.stores._sql.keys import SqlKeyStorage
 from eventledger.stores._sql.processes import SqlProcessStorage
 from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction
+from eventledger.stores.postgres import schema as schema_sql
 from eventledger.stores.postgres.append import (
     EXPECTED_CODES,
     append_many_sql,
@@ -69,46 +72,36 @@ from eventledger.stores.postgres.append import (
     pack,
 )
 from eventledger.stores.postgres.dialect import PostgresDialect
-from eventledger.stores.postgres.pool import ConnectionPool, PoolClosed
+from eventledger.stores.postgres.faults import is_connection_failure, leaves_connection_idle
+from eventledger.stores.postgres.horizon import read_horizon
+from eventledger.stores.postgres.pool import ConnectionPool, PoolClosed, PoolTimeout
 from eventledger.stores.postgres.read_side import PostgresReadSide
 from eventledger.stores.postgres.tables import PostgresTables
-from eventledger.stores.postgres.url import check_schema, int_setting, redact, split_url
+from eventledger.stores.postgres.transaction import transaction
+from eventledger.stores.postgres.url import PostgresSettings, redact
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
 
 __all__ = ["PostgresStore"]
 
+log = logging.getLogger("eventledger.stores.postgres")
+
 T = TypeVar("T")
 
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
 MAX_APPEND_ATTEMPTS = 100
+NOTIFY_INTERVAL = 0.02
+"""Appends tell other processes about themselves with a NOTIFY, sent apart from the
+append (a NOTIFY inside it would serialise all committing writers) and at most this
+often; readers also poll, so a lost notification only costs latency."""
+HORIZON_CHECK_INTERVAL = 5.0
+"""How often a reader at the end of the log asks who holds it back, at most."""
 
 # tuple.__new__ bound to the record type: builds an event from a row in C.
 _make_event: Callable[[asyncpg.Record], RecordedEvent] = functools.partial(
     tuple.__new__, RecordedEvent
 )
-
-
-# What a connection that died under us raises (InternalClientError: a server that
-# cut an idle connection leaves asyncpg's protocol in a state it cannot leave).
-_CONNECTION_ERRORS = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InternalClientError,
-)
-
-
-def _leaves_connection_idle(error: asyncpg.PostgresError) -> bool:
-    """Whether the connection is still fit for use after the server reported `error`.
-
-    Statement errors leave it idle; connection failures (class 08), shutdowns and
-    cancellations (class 57) and FATAL errors do not.
-    """
-    state = error.sqlstate or ""
-    severity = getattr(error, "severity", "") or ""
-    return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -119,75 +112,32 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class _PostgresTransaction(StoreTransaction):
-    def __init__(self, conn: Connection, store: PostgresStore) -> None:
-        self.connection = conn
-        self._store = store
-        self._events_so_far = 0
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The store's own SQL, made once per store."""
 
-    async def _append(
-        self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
-    ) -> AppendResult:
-        store = self._store
-        if self._events_so_far + len(events) >= 1 << 20:
-            raise InvalidInput(
-                f"a transaction appends at most {(1 << 20) - 1} events; split the work"
-            )
-        code = EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
-        args: tuple[Any, ...]
-        if len(events) == 1:
-            sql = store._tx_append_one_sql
-            args = (stream_id, code, *events[0], self._events_so_far)
-        else:
-            sql = store._tx_append_many_sql
-            args = (stream_id, code, pack(events), self._events_so_far)
-        try:
-            row = await self.connection.fetchrow(sql, *args)
-        except asyncpg.UniqueViolationError as error:
-            # The transaction is aborted now, and asking another connection could wait
-            # forever on a pool of one: explain with what is known.
-            if error.constraint_name == "events_id_key":
-                raise DuplicateEventId(
-                    stream_id,
-                    [str(e.id) for e in events],
-                    "some of them are recorded already; inside a transaction every appended"
-                    " event must be new",
-                ) from None
-            if error.constraint_name == "events_stream_version_key":
-                raise ConflictError(
-                    f"another transaction appended to {stream_id!r} at the same time"
-                    f" (this one expected {expected!r}); run it again"
-                ) from None
-            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
-            raise ConflictError(
-                f"append to {stream_id!r} collided with a concurrent transaction ({error});"
-                " run this one again"
-            ) from error
-        assert row is not None  # the statement always answers one row
-        actual, version, position = row
-        if version is None:
-            raise WrongExpectedVersion(stream_id, expected, actual)
-        self._events_so_far += len(events)
-        return AppendResult(version, position)
+    append_one: str
+    append_many: str
+    tx_append_one: str
+    tx_append_many: str
+    read_all: str
+    read_all_since: str
 
-    async def execute(self, sql: str, *args: Any) -> None:
-        await self.connection.execute(sql, *args)
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.connection.executemany(sql, rows)
-
-    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
-        return [tuple(row) for row in await self.connection.fetch(sql, *args)]
-
-    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return [dict(row) for row in await self.connection.fetch(sql, *args)]
-
-
-# Appends tell other processes about themselves with a NOTIFY, sent apart from the
-# append (a NOTIFY inside it would serialise all committing writers) and at most
-# this often; readers also poll, so a lost notification only costs latency.
-NOTIFY_INTERVAL = 0.02
+    @classmethod
+    def for_schema(cls, q: str) -> Statements:
+        # The visible limit as an InitPlan: computed once per statement, with the snapshot
+        # the page is read with.
+        below = f"position < (SELECT {q}.visible_limit())"
+        return cls(
+            append_one_sql(q),
+            append_many_sql(q),
+            append_one_sql(q, in_transaction=True),
+            append_many_sql(q, in_transaction=True),
+            f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
+            " ORDER BY position LIMIT $2",
+            f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
+            " AND recorded_at >= $3 ORDER BY position LIMIT $2",
+        )
 
 
 class PostgresStore(EventStore):
@@ -197,104 +147,120 @@ class PostgresStore(EventStore):
     capabilities: ClassVar[frozenset[Concern]] = frozenset(CONCERNS)
 
     def __init__(
-        self, pool: ConnectionPool, schema: str, url: str, dsn: str = "", connect: Any = None
+        self,
+        pool: ConnectionPool,
+        settings: PostgresSettings,
+        url: str,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
     ) -> None:
         self._pool = pool
-        self.schema = schema
+        self.settings = settings
+        self.schema = settings.schema
         self.url = url
-        self._dsn = dsn
+        self.read_only = settings.read_only
         self._connect = connect
-        self._signal = signal_for(f"postgres://{redact(dsn)}#{schema}")
-        self._channel = f"eventledger_{schema}"[:63]
+        self._signal = signal_for(f"postgres://{redact(settings.dsn)}#{settings.schema}")
+        self._channel = f"eventledger_{settings.schema}"[:63]
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._listen_task: asyncio.Task[None] | None = None
-        q = f'"{schema}"'
-        self._q = q
-        self._dialect = PostgresDialect(schema)
-        # One statement, one round trip: read the stream's last version, check the
-        # expected version, insert. Concurrent writers of one stream collide on UNIQUE
-        # (stream_id, version); the loser gets a unique violation and decides again.
-        # One event (the common case) binds plain values; a batch binds arrays.
-        self._append_one_sql = append_one_sql(q)
-        self._append_many_sql = append_many_sql(q)
-        # The same statements for appends inside a transaction (see StoreTransaction.append).
-        self._tx_append_one_sql = append_one_sql(q, in_transaction=True)
-        self._tx_append_many_sql = append_many_sql(q, in_transaction=True)
-        self._read_all_sql = (
-            f"SELECT {_COLUMNS} FROM {q}.events"
-            f" WHERE position > $1 AND position < {q}.visible_limit()"
-            " ORDER BY position LIMIT $2"
-        )
-        self._read_all_since_sql = (
-            f"SELECT {_COLUMNS} FROM {q}.events"
-            f" WHERE position > $1 AND position < {q}.visible_limit() AND recorded_at >= $3"
-            " ORDER BY position LIMIT $2"
-        )
+        self._horizon_task: asyncio.Task[None] | None = None
+        self._horizon_checked = 0.0
+        self._held_since: float | None = None
+        self._held_warned = 0.0
+        self.quoted_schema = self._q = f'"{settings.schema}"'
+        self._dialect = PostgresDialect(settings.schema)
+        self.statements = Statements.for_schema(self._q)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
-        dsn, settings = split_url(url)
-        schema = check_schema(settings.get("schema", "eventledger"))
-        application_name = settings.get("application_name", "eventledger")
-        min_size = int_setting(settings, "pool_min_size", 1)
-        max_size = int_setting(settings, "pool_max_size", 10)
-        if not 1 <= min_size <= max_size:
-            raise InvalidInput(
-                f"pool sizes must satisfy 1 <= pool_min_size <= pool_max_size,"
-                f" not {min_size} and {max_size}"
-            )
+        settings = PostgresSettings.from_url(url)
+        ready = False  # new connections check positions once the schema is there
 
         async def connect() -> asyncpg.Connection:
             conn = await asyncpg.connect(
-                dsn,
-                # The store's statements are few and prepared once per connection; with
-                # custom plans PostgreSQL would plan the append anew on every call.
-                server_settings={
-                    "plan_cache_mode": "force_generic_plan",
-                    "application_name": application_name,
-                },
+                settings.dsn,
+                server_settings=settings.server_settings(),
+                timeout=settings.pool_timeout,
             )
-            await _init_connection(conn)
+            try:
+                await _init_connection(conn)
+                # After a restore into a new cluster, repair before the first append.
+                if (
+                    ready
+                    and not settings.read_only
+                    and await schema_sql.positions_need_repair(conn, settings.schema)
+                ):
+                    await schema_sql.repair_positions(conn, settings.schema)
+            except BaseException:
+                conn.terminate()
+                raise
             return conn
 
-        pool = ConnectionPool(connect, max_size)
+        pool = ConnectionPool(
+            connect,
+            settings.pool_max_size,
+            timeout=settings.pool_timeout,
+            max_lifetime=settings.pool_max_lifetime,
+        )
         try:
-            await pool.open(min_size)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            await pool.open(settings.pool_min_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
             raise OperationalError(
-                f"cannot connect to PostgreSQL at {redact(dsn)}: {error}"
+                f"cannot connect to PostgreSQL at {redact(settings.dsn)}: {error}"
             ) from error
-        store = cls(pool, schema, redact(url), dsn, connect)
+        store = cls(pool, settings, redact(url), connect)
         try:
-            await store._migrate()
+            async with store._connection() as conn:
+                if settings.read_only:
+                    await schema_sql.check_version(conn, settings.schema)
+                elif await conn.fetchval("SELECT pg_is_in_recovery()"):
+                    raise OperationalError(
+                        f"{store.url} is a standby (in recovery): it takes no writes; open it"
+                        " with read_only=true, and write through the primary"
+                    )
+                else:
+                    await schema_sql.migrate(conn, settings.schema)
         except BaseException:
             await pool.close()
             raise
+        ready = True
         return store
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        conn = await self._acquire()
-        reusable = False
-        try:
-            yield conn
-            reusable = True
-        except asyncpg.PostgresError as error:
-            reusable = _leaves_connection_idle(error)
-            raise
-        except _CONNECTION_ERRORS as error:
-            raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
-        finally:
-            self._pool.release(conn, reusable)
+    # --- connections ----------------------------------------------------------------------
 
-    async def _acquire(self) -> Connection:
+    async def acquire(self) -> Connection:
+        """A pooled connection (give it back with :meth:`release`)."""
         try:
             return await self._pool.acquire()
         except PoolClosed:
             raise StoreClosed(f"the store {self.url} is closed") from None
-        except _CONNECTION_ERRORS as error:
-            raise OperationalError(f"cannot connect to PostgreSQL {self.url}: {error}") from error
+        except PoolTimeout as error:
+            raise OperationalError(f"PostgreSQL {self.url}: {error}") from None
+        except Exception as error:
+            if is_connection_failure(error) or isinstance(error, asyncpg.PostgresError):
+                raise OperationalError(
+                    f"cannot connect to PostgreSQL {self.url}: {error}"
+                ) from error
+            raise
+
+    def release(self, conn: Connection, reusable: bool) -> None:
+        self._pool.release(conn, reusable)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        conn = await self.acquire()
+        reusable = False
+        try:
+            yield conn
+            reusable = True
+        except Exception as error:
+            reusable = leaves_connection_idle(error)
+            if is_connection_failure(error):
+                raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
+            raise
+        finally:
+            self._pool.release(conn, reusable)
 
     async def _run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run a read on a pooled connection; once more on another if the first died."""
@@ -302,92 +268,43 @@ class PostgresStore(EventStore):
             async with self._connection() as conn:
                 return await work(conn)
         except OperationalError as error:
-            if not isinstance(error.__cause__, _CONNECTION_ERRORS):
+            if error.__cause__ is None or not is_connection_failure(error.__cause__):
                 raise
+            log.info("PostgreSQL %s: a connection failed (%s); trying another", self.url, error)
         async with self._connection() as conn:
             return await work(conn)
 
-    async def _migrate(self) -> None:
-        q = self._q
-        migrations = load_migrations(__package__)
-        lock = "SELECT pg_advisory_xact_lock(hashtext('eventledger migrate ' || $1))"
-        async with self._connection() as conn:
-            for migration in migrations:
-                async with conn.transaction():
-                    await conn.execute(lock, self.schema)
-                    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
-                    await conn.execute(
-                        f"CREATE TABLE IF NOT EXISTS {q}.schema_migrations ("
-                        " version integer PRIMARY KEY, name text NOT NULL,"
-                        " applied_at timestamptz NOT NULL DEFAULT now())"
-                    )
-                    current = await conn.fetchval(
-                        f"SELECT coalesce(max(version), 0) FROM {q}.schema_migrations"
-                    )
-                    if current > len(migrations):
-                        raise SchemaVersionError(
-                            f"schema {self.schema} is at version {current}, but this eventledger"
-                            f" knows only up to {len(migrations)}; upgrade eventledger"
-                        )
-                    if current < migration.version:
-                        await conn.execute(migration.sql.replace("__SCHEMA__", q))
-                        await conn.execute(
-                            f"INSERT INTO {q}.schema_migrations (version, name) VALUES ($1, $2)",
-                            migration.version,
-                            migration.name,
-                        )
-            async with conn.transaction():
-                await conn.execute(lock, self.schema)
-                await self._repair_positions_after_restore(conn)
+    def refuse_writes_if_read_only(self) -> None:
+        if self.read_only:
+            raise InvalidInput(
+                f"the store {self.url} is open read-only (read_only=true): write through a"
+                " store opened on the primary"
+            )
 
-    async def _repair_positions_after_restore(self, conn: Connection) -> None:
-        """Keep new positions after old ones when transaction ids restarted.
-
-        A logical dump restored into a new cluster brings events whose
-        positions came from the old cluster's (higher) transaction ids. New
-        transactions would sort before them, so the offset added to
-        transaction ids is raised past the highest position recorded.
-        """
-        q = self._q
-        row = await conn.fetchrow(
-            f"SELECT (SELECT max(position) FROM {q}.events) AS highest,"
-            " pg_current_xact_id()::text::bigint AS xid, o.xid_offset"
-            f" FROM {q}.position_offset o FOR UPDATE"
-        )
-        assert row is not None
-        highest, xid, offset = row["highest"], row["xid"], row["xid_offset"]
-        if highest is not None and highest >= (xid + offset) << 20:
-            new_offset = (highest >> 20) + 1 - xid + 1
-            await conn.execute(f"UPDATE {q}.position_offset SET xid_offset = $1", new_offset)
+    # --- the log --------------------------------------------------------------------------
 
     async def _append(
         self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
     ) -> AppendResult:
+        self.refuse_writes_if_read_only()
         code = EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
         ids = [e.id for e in events]
         args: tuple[Any, ...]
         if len(events) == 1:
-            sql, args = self._append_one_sql, (stream_id, code, *events[0])
+            sql, args = self.statements.append_one, (stream_id, code, *events[0])
         else:
             # A batch travels as one JSON array: PostgreSQL parses it once, and the
             # client joins bytes it already has instead of encoding five arrays.
-            sql, args = self._append_many_sql, (stream_id, code, pack(events))
+            sql, args = self.statements.append_many, (stream_id, code, pack(events))
         lost_connections = 0
         for _attempt in range(MAX_APPEND_ATTEMPTS):
-            conn = await self._acquire()  # the hot path: no context manager
+            conn = await self.acquire()  # the hot path: no context manager
             reusable = False
             try:
                 row = await conn.fetchrow(sql, *args)
                 reusable = True
                 assert row is not None  # the statement always answers one row
                 actual, version, position = row
-            except (*_CONNECTION_ERRORS, asyncpg.AdminShutdownError) as error:
-                # The connection died. Trying again on another is safe: if the first
-                # try committed, the same event ids make the retry return its result.
-                lost_connections += 1
-                if lost_connections > 1:
-                    raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
-                continue
             except asyncpg.UniqueViolationError as error:
                 reusable = True
                 if error.constraint_name not in ("events_id_key", "events_stream_version_key"):
@@ -401,9 +318,16 @@ class PostgresStore(EventStore):
                     actual = await self._stream_version(stream_id)
                     raise WrongExpectedVersion(stream_id, expected, actual) from None
                 continue  # ANY or STREAM_EXISTS: decide again on the new version
-            except asyncpg.PostgresError as error:
-                reusable = _leaves_connection_idle(error)
-                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+            except Exception as error:
+                if not is_connection_failure(error):
+                    reusable = leaves_connection_idle(error)
+                    raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+                # The connection died. Trying again on another is safe: if the first try
+                # committed, the same event ids make the retry return its result.
+                lost_connections += 1
+                if lost_connections > 1:
+                    raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
+                continue
             finally:
                 self._pool.release(conn, reusable)
             if version is not None:
@@ -445,12 +369,15 @@ class PostgresStore(EventStore):
     async def _read_all_page(
         self, after: int, size: int, since: datetime | None
     ) -> list[RecordedEvent]:
+        statements = self.statements
         if since is None:
-            rows = await self._run(lambda conn: conn.fetch(self._read_all_sql, after, size))
+            rows = await self._run(lambda conn: conn.fetch(statements.read_all, after, size))
         else:
             rows = await self._run(
-                lambda conn: conn.fetch(self._read_all_since_sql, after, size, since)
+                lambda conn: conn.fetch(statements.read_all_since, after, size, since)
             )
+        if len(rows) < size:
+            self._watch_horizon()  # at the visible end of the log: is someone holding it?
         return list(map(_make_event, rows))
 
     async def _first_position_since(self, since: datetime) -> int | None:
@@ -500,10 +427,11 @@ class PostgresStore(EventStore):
         return [StreamInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def _count_events(self, after: int, limit: int | None) -> int:
+        q = self._q
         count = await self._run(
             lambda conn: conn.fetchval(
-                f"SELECT count(*) FROM (SELECT 1 FROM {self._q}.events WHERE position > $1"
-                f" AND position < {self._q}.visible_limit() LIMIT $2) AS counted",
+                f"SELECT count(*) FROM (SELECT 1 FROM {q}.events WHERE position > $1"
+                f" AND position < (SELECT {q}.visible_limit()) LIMIT $2) AS counted",
                 after,
                 limit,
             )
@@ -511,30 +439,36 @@ class PostgresStore(EventStore):
         return int(count)
 
     async def _head_position(self) -> int:
+        q = self._q
         position = await self._run(
             lambda conn: conn.fetchval(
-                f"SELECT max(position) FROM {self._q}.events"
-                f" WHERE position < {self._q}.visible_limit()"
+                f"SELECT max(position) FROM {q}.events"
+                f" WHERE position < (SELECT {q}.visible_limit())"
             )
         )
         return int(position or 0)
 
+    async def _horizon(self) -> Horizon:
+        return await self._run(lambda conn: read_horizon(conn, self.schema))
+
     async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        q = self._q
         row = await self._run(
             lambda conn: conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM {self._q}.events"
-                f" WHERE id = $1 AND position < {self._q}.visible_limit()",
+                f"SELECT {_COLUMNS} FROM {q}.events"
+                f" WHERE id = $1 AND position < (SELECT {q}.visible_limit())",
                 event_id,
             )
         )
         return None if row is None else _make_event(row)
 
     async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]:
+        q = self._q
         rows = await self._run(
             lambda conn: conn.fetch(
-                f"SELECT {_COLUMNS} FROM {self._q}.events"
+                f"SELECT {_COLUMNS} FROM {q}.events"
                 " WHERE (metadata->>'correlation_id') = $1"
-                f" AND position < {self._q}.visible_limit() ORDER BY position LIMIT $2",
+                f" AND position < (SELECT {q}.visible_limit()) ORDER BY position LIMIT $2",
                 correlation_id,
                 limit,
             )
@@ -542,6 +476,7 @@ class PostgresStore(EventStore):
         return [_make_event(row) for row in rows]
 
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
+        self.refuse_writes_if_read_only()
         await self._run(
             lambda conn: conn.execute(
                 f"INSERT INTO {self._q}.snapshots (stream_id, version, kind, fingerprint, state)"
@@ -568,35 +503,54 @@ class PostgresStore(EventStore):
         )
         return None if row is None else Snapshot(*row)
 
-    # --- the read side -------------------------------------------------------------------
+    # --- who holds readers back -----------------------------------------------------------
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
-        self._check_open()
-        conn = await self._acquire()
-        reusable = False
-        tx = _PostgresTransaction(conn, self)
+    def _watch_horizon(self) -> None:
+        now = time.monotonic()
+        if now - self._horizon_checked < HORIZON_CHECK_INTERVAL or self._closed:
+            return
+        if self._horizon_task is not None and not self._horizon_task.done():
+            return
+        self._horizon_checked = now
+        self._horizon_task = asyncio.ensure_future(self._check_horizon())
+
+    async def _check_horizon(self) -> None:
         try:
-            async with conn.transaction():
-                yield tx
-            reusable = True
-        except asyncpg.PostgresError as error:
-            reusable = _leaves_connection_idle(error)
-            raise
-        except _CONNECTION_ERRORS as error:
-            raise OperationalError(f"PostgreSQL {self.url}: {error}") from error
-        except BaseException:
-            # The body failed (a conflict, a handler's error) and the rollback went
-            # through: the connection is as good as new.
-            reusable = not conn.is_closed() and not conn.is_in_transaction()
-            raise
-        finally:
-            self._pool.release(conn, reusable)
-        if tx.appended:
-            self._appended()
+            horizon = await self._horizon()
+        except Exception:  # a check that fails says nothing; the next read tries again
+            return
+        now = time.monotonic()
+        if not horizon.lagging:
+            self._held_since = None
+            return
+        if self._held_since is None:
+            self._held_since = now
+        held_for = now - self._held_since
+        warn_after = self.settings.horizon_warning
+        if held_for >= warn_after and now - self._held_warned >= warn_after:
+            self._held_warned = now
+            holder = horizon.holder.describe() if horizon.holder else "an unknown transaction"
+            log.warning(
+                "readers of %s have been held back for %.0f s at position %d (%d committed"
+                " events wait) by %s",
+                self.url,
+                held_for,
+                horizon.visible_head,
+                horizon.events_held,
+                holder,
+            )
 
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        return self._transaction()
+    # --- transactions and queries ---------------------------------------------------------
+
+    def transaction(
+        self, *, appends: bool = False
+    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        self._check_open()
+        self.refuse_writes_if_read_only()
+        return transaction(self, appends)
+
+    def announce_append(self) -> None:
+        self._appended()
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         self._check_open()
@@ -607,6 +561,8 @@ class PostgresStore(EventStore):
         self._check_open()
         rows = await self._run(lambda conn: conn.fetch(sql, *args))
         return [dict(row) for row in rows]
+
+    # --- wake-ups -------------------------------------------------------------------------
 
     def _appended(self) -> None:
         super()._appended()
@@ -639,11 +595,11 @@ class PostgresStore(EventStore):
     async def _listen(self) -> None:
         try:
             listener = await self._connect()
-        except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
+        except Exception:
             return  # polling still works; try again on the next wait
         try:
             await listener.add_listener(self._channel, self._on_notification)
-        except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
+        except Exception:  # on a standby there is no LISTEN: polling it is
             listener.terminate()
             return
         if self._closed:
@@ -654,11 +610,11 @@ class PostgresStore(EventStore):
     def _on_notification(self, *_: Any) -> None:
         self._signal.ring()
 
-    # --- what the PostgreSQL backend keeps besides the log --------------------------------------
+    # --- what the PostgreSQL backend keeps besides the log --------------------------------
 
     @property
     def schema_version(self) -> int:
-        return len(load_migrations(__package__))
+        return len(load_migrations(schema_sql.__package__))
 
     def read_side(self) -> ReadSideStorage:
         return PostgresReadSide(self, self._dialect)
@@ -676,8 +632,9 @@ class PostgresStore(EventStore):
         return SqlKeyStorage(self, self._dialect)
 
     async def _close(self) -> None:
-        if self._notify_task is not None and not self._notify_task.done():
-            self._notify_task.cancel()
+        for task in (self._notify_task, self._horizon_task):
+            if task is not None and not task.done():
+                task.cancel()
         if self._listen_task is not None and not self._listen_task.done():
             await asyncio.wait({self._listen_task}, timeout=10)  # it closes what it made
         if self._listener is not None:

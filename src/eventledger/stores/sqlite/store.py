@@ -111,17 +111,17 @@ class _SQLiteTransaction(StoreTransaction):
         found = await self._connection.run(lambda conn: _find_ids(conn, [e.id for e in events]))
         raise already_recorded(stream_id, found)
 
-    async def execute(self, sql: str, *args: Any) -> None:
+    async def _execute(self, sql: str, *args: Any) -> None:
         await self._connection.run(lambda conn: conn.execute(sql, args))
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = list(rows)
         await self._connection.run(lambda conn: conn.executemany(sql, batch))
 
-    async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
+    async def _fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         return await self._connection.run(lambda conn: conn.execute(sql, args).fetchall())
 
-    async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def _fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return await self._connection.run(lambda conn: _records(conn, sql, args))
 
 
@@ -316,11 +316,13 @@ class SQLiteStore(EventStore):
         return self._write_lock
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[StoreTransaction]:
+    async def _transaction(self, appends: bool) -> AsyncIterator[StoreTransaction]:
         self._check_open()
         async with self._lock():
             await self._writer.run(lambda conn: conn.execute("BEGIN IMMEDIATE"))
             tx = _SQLiteTransaction(self._writer)
+            tx.appends_declared = appends
+            tx.max_event_size = self.max_event_size
             try:
                 yield tx
             except BaseException:
@@ -330,8 +332,10 @@ class SQLiteStore(EventStore):
         if tx.appended:
             self._appended()
 
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        return self._transaction()
+    def transaction(
+        self, *, appends: bool = False
+    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        return self._transaction(appends)
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         self._check_open()

@@ -1,0 +1,41 @@
+"""Which driver errors mean the connection (or the server) failed, rather than the
+statement: those become :class:`~eventledger.OperationalError`, the connection is
+thrown away, and work that is safe to repeat runs again on a fresh one."""
+
+from __future__ import annotations
+
+import asyncpg
+
+__all__ = ["is_connection_failure", "leaves_connection_idle"]
+
+# What a connection that died under us raises (InternalClientError: a server that
+# cut an idle connection leaves asyncpg's protocol in a state it cannot leave).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
+# Server errors that end the session: connection exceptions (08), an administrator's
+# or the server's shutdown, a server still starting (57P01-57P03), and a session
+# killed for idling in a transaction (25P03).
+_SESSION_ENDING = ("08", "57P01", "57P02", "57P03", "57P05", "25P03")
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Whether `error` says the connection or the server failed (so the statement may not
+    have run, and another connection may succeed)."""
+    if isinstance(error, asyncpg.PostgresError):
+        state = error.sqlstate or ""
+        return state.startswith(_SESSION_ENDING) or getattr(error, "severity", "") == "FATAL"
+    return isinstance(error, (*CONNECTION_ERRORS, TimeoutError))
+
+
+def leaves_connection_idle(error: BaseException) -> bool:
+    """Whether the connection is still fit for use after `error`: a statement's error
+    leaves it idle; failures, cancellations (57014) and FATAL errors do not."""
+    if not isinstance(error, asyncpg.PostgresError):
+        return False
+    state = error.sqlstate or ""
+    severity = getattr(error, "severity", "") or ""
+    return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
