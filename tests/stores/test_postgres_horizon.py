@@ -200,17 +200,27 @@ async def test_the_database_refuses_an_append_by_a_transaction_that_wrote_first(
         " 1, 'Raw',"
         " 1, '{}', '{}', now())"
     )
+    # An insert into a transaction that has an id already is refused (and its rows go).
     await stranger.execute("BEGIN")
-    await stranger.execute("SELECT pg_current_xact_id()")  # an id, but no marker
+    await stranger.execute("SELECT pg_current_xact_id()")
     with pytest.raises(asyncpg.PostgresError, match="wrote before its first append"):
         await stranger.execute(insert, uuid.uuid4(), 0)
     await stranger.execute("ROLLBACK")
+    # With an id taken first, even asking for the marker is refused.
+    await stranger.execute("BEGIN")
+    await stranger.execute("SELECT pg_current_xact_id()")
+    with pytest.raises(asyncpg.PostgresError, match="wrote before"):
+        await stranger.execute(f'SELECT "{schema}".begin_writing()')
+    await stranger.execute("ROLLBACK")
+    # A marker taken inside a savepoint goes with ROLLBACK TO SAVEPOINT; the id stays.
     await stranger.execute("BEGIN")
     await stranger.execute("SAVEPOINT s")
-    await stranger.execute(insert, uuid.uuid4(), 0)  # takes the marker inside the savepoint
-    await stranger.execute("ROLLBACK TO SAVEPOINT s")  # ...which lets it go; the id stays
+    await stranger.execute(f'SELECT "{schema}".begin_writing()')
+    await stranger.execute(insert, uuid.uuid4(), 0)
+    await stranger.execute(insert, uuid.uuid4(), 1)  # the flag lets it go on
+    await stranger.execute("ROLLBACK TO SAVEPOINT s")
     with pytest.raises(asyncpg.PostgresError, match="wrote before its first append"):
-        await stranger.execute(insert, uuid.uuid4(), 1)
+        await stranger.execute(insert, uuid.uuid4(), 2)
     await stranger.execute("ROLLBACK")
     assert await _positions(store) == []
 
@@ -351,6 +361,7 @@ async def test_a_prepared_writer_is_waited_for_and_its_events_come_in_order(
     gid = f"el-{uuid.uuid4().hex}"
     try:
         await conn.execute("BEGIN")
+        await conn.execute(f'SELECT "{schema}".begin_writing()')  # what raw SQL must do
         position = await conn.fetchval(
             f'INSERT INTO "{schema}".events (position, id, stream_id, version, type,'
             " schema_version, data, metadata, recorded_at) SELECT"

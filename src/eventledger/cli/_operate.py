@@ -200,7 +200,7 @@ def projections_reset(
 
 
 async def _follow(
-    out: Output, status: Any, generation: int, task: asyncio.Future[None] | None = None
+    out: Output, status: Any, generation: int, task: asyncio.Future[int] | None = None
 ) -> None:
     """Show a rebuild's progress until the new generation serves queries."""
     started = time.monotonic()
@@ -225,19 +225,19 @@ async def _follow(
                     total=max(progress["events_total"], 1),
                     rate=progress["events_per_second"],
                 )
-            if current["generation"] != generation and not progress:
+            finished = (
+                task.done()
+                if task is not None
+                else current["generation"] != generation and not progress
+            )
+            if finished:
                 done = bar.tasks[0].total or bar.tasks[0].completed
                 bar.update(shown, completed=done, total=done)
                 break
-            if task is not None and task.done():
-                task.result()
-                break
             await asyncio.sleep(0.1)
-    final = await _call(status)
-    out.line(
-        f"rebuilt: generation {final['generation']} serves queries"
-        f" ({time.monotonic() - started:.1f} s)"
-    )
+    # Here the rebuild says which generation it finished; a server's status says it.
+    serving = task.result() if task is not None else (await _call(status))["generation"]
+    out.line(f"rebuilt: generation {serving} serves queries ({time.monotonic() - started:.1f} s)")
 
 
 class _Counts(ProgressColumn):

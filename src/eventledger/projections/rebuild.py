@@ -44,10 +44,10 @@ def copy_name(name: str, generation: int) -> str:
 
 
 async def start_rebuild(
-    subscription: Subscription, scope: RunScope, finished: asyncio.Future[None]
+    subscription: Subscription, scope: RunScope, finished: asyncio.Future[int]
 ) -> None:
-    """Start rebuilding into the next generation; `finished` completes when queries see it
-    (or fails with :class:`~eventledger.ProjectionFailed`)."""
+    """Start rebuilding into the next generation; `finished` gets the generation when
+    queries see it (or fails with :class:`~eventledger.ProjectionFailed`)."""
     live = _consumer(subscription)
     if subscription.copy is not None:
         raise InvalidInput(f"{subscription.name} is rebuilding already")
@@ -64,7 +64,7 @@ async def start_rebuild(
     async def caught_up(copy: CatchUpCopy) -> None:
         await _swap(subscription, scope, copy)
         if not finished.done():
-            finished.set_result(None)
+            finished.set_result(copy.generation)
 
     async def failed(copy: CatchUpCopy, failure: HandlerFailed) -> None:
         message = f"rebuild of {subscription.name} failed at an event: {failure.text}"

@@ -217,13 +217,14 @@ class ProjectionRunner:
         horizon = await self.store.horizon()
         return [await s.status(projection_of(s.consumer).generation, horizon) for s in chosen]
 
-    async def rebuild(self, name: str) -> None:
+    async def rebuild(self, name: str) -> int:
         """Rebuild a read model from the start into a fresh copy while the old one keeps
-        serving; returns once queries see the new one. Progress is in :meth:`status`."""
+        serving; returns the new generation once queries see it. Progress is in
+        :meth:`status`."""
         subscription = self.subscription(name)
-        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await subscription.submit(lambda: rebuild.start_rebuild(subscription, self.scope, finished))
-        await finished
+        return await finished
 
     async def reset(self, name: str) -> None:
         """Empty a read model and start it again from the beginning (queries see it fill)."""

@@ -3,12 +3,22 @@
 Concurrent writers of one stream collide on ``UNIQUE (stream_id, version)``; the
 loser gets a unique violation and decides again. One event (the common case)
 binds plain values; a batch travels as one JSON array.
+
+Readers wait only for transactions that took the writers' marker (the events
+table's ROW EXCLUSIVE lock, which the INSERT takes as the statement starts) while
+they had no transaction id (see docs/ordering.md). An append on its own (no
+transaction around it) has no id when it starts, so it needs nothing more. Inside
+a store transaction the statement's ``marker`` row sets the transaction's flag (so
+that its later appends may go on) or refuses an append by a transaction that got
+its id first; the inserted rows come from a join with it, so the check runs before
+the first row is written.
 """
 
 from __future__ import annotations
 
 from eventledger._validation import PreparedEvent
 from eventledger.records import ExpectedState
+from eventledger.stores.postgres.schema import Marker
 
 __all__ = ["EXPECTED_CODES", "append_many_sql", "append_one_sql", "pack"]
 
@@ -19,14 +29,14 @@ EXPECTED_CODES = {
 }
 
 
-def append_one_sql(q: str, in_transaction: bool = False) -> str:
+def append_one_sql(q: str, marker: Marker | None = None) -> str:
     """Append one event: $1 stream, $2 expected code, $3-$7 the event's fields
-    ($8 the transaction's earlier event count, inside a transaction)."""
+    ($8 the transaction's earlier event count, inside a transaction: with its `marker`)."""
     values = "$3, $1, c.version + 1, $4, $5, $6, $7, c.at"
-    return _append_sql(q, values, "", "$8::bigint" if in_transaction else "")
+    return _append_sql(q, marker, values, "", "$8::bigint" if marker else "")
 
 
-def append_many_sql(q: str, in_transaction: bool = False) -> str:
+def append_many_sql(q: str, marker: Marker | None = None) -> str:
     """Append a batch: $1 stream, $2 expected code, $3 the events as one JSON array
     ($4 the transaction's earlier event count, inside a transaction)."""
     values = (
@@ -34,17 +44,27 @@ def append_many_sql(q: str, in_transaction: bool = False) -> str:
         " u.e->'d', u.e->'m', c.at"
     )
     unnest = ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)"
-    return _append_sql(q, values, unnest, "$4::bigint" if in_transaction else "")
+    return _append_sql(q, marker, values, unnest, "$4::bigint" if marker else "")
 
 
-def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
+def _append_sql(q: str, marker: Marker | None, values: str, unnest: str, base: str = "") -> str:
     # The index within the transaction: the event's place in this statement, plus the
     # number of events the transaction appended before (`base`, a parameter).
     index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
     exists = EXPECTED_CODES[ExpectedState.STREAM_EXISTS]
     # The comment names the statement where operators look (pg_stat_activity).
+    held = "true"
+    if marker is not None:
+        held = f"""CASE
+                WHEN current_setting('{marker.flag}', true) = 'on' THEN true
+                WHEN pg_current_xact_id_if_assigned() IS NOT NULL
+                    THEN {q}.refuse_late_append()
+                ELSE set_config('{marker.flag}', 'on', true) = 'on'
+            END"""
     return f"""/* eventledger append */
-        WITH last AS (
+        WITH marker AS (
+            SELECT {held} AS held
+        ), last AS (
             SELECT e.version, e.recorded_at FROM {q}.events e
              WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1
         ), current AS (
@@ -58,8 +78,8 @@ def _append_sql(q: str, values: str, unnest: str, base: str = "") -> str:
             SELECT ((pg_current_xact_id()::text::bigint
                      + (SELECT o.xid_offset FROM {q}.position_offset o)) << 20){index},
                    {values}
-              FROM current c{unnest}
-             WHERE CASE WHEN $2::bigint >= 0 THEN c.version = $2::bigint
+              FROM marker m, current c{unnest}
+             WHERE m.held AND CASE WHEN $2::bigint >= 0 THEN c.version = $2::bigint
                         WHEN $2::bigint = {exists} THEN c.version > 0
                         ELSE true END
             RETURNING version, position

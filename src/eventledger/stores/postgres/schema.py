@@ -14,23 +14,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Marker", "check_version", "migrate", "positions_need_repair", "repair_positions"]
 
-MARKER_CLASS = 0x656C6472  # "eldr": the first key of every store's writer marker
-
 
 class Marker:
-    """The writers' marker of one schema: a shared transaction-level advisory lock with
-    two int4 keys, and the transaction-local setting that says it is held."""
+    """The writers' marker of one schema: the events table's ROW EXCLUSIVE lock, and
+    the transaction-local setting (the flag) that says it was taken while the
+    transaction had no id (see docs/ordering.md)."""
 
     def __init__(self, schema: str) -> None:
-        crc = zlib.crc32(schema.encode())
-        self.keys = (MARKER_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc)
-        self.flag = f"eventledger.writer_{crc}"
+        self.flag = f"eventledger.writer_{zlib.crc32(schema.encode())}"
 
     def apply(self, sql: str) -> str:
         """A migration's SQL with the marker's placeholders filled in."""
-        return sql.replace("__MARKER__", f"{self.keys[0]}, {self.keys[1]}").replace(
-            "__FLAG__", self.flag
-        )
+        return sql.replace("__FLAG__", self.flag)
 
 
 def _lock_sql() -> str:
@@ -114,16 +109,16 @@ async def repair_positions(conn: asyncpg.Connection, schema: str) -> None:
     that new events sort after the restored ones.
 
     A logical dump restored into a new cluster brings events whose positions came
-    from the old cluster's (higher) transaction ids. The repair takes the writers'
-    marker exclusively, so no append runs meanwhile; every new connection of a store
-    checks first (:func:`positions_need_repair`), so a process that stays up across
-    a restore repairs before it appends on the new cluster.
+    from the old cluster's (higher) transaction ids. The repair locks the events table
+    against writers (SHARE mode waits for appends in flight and holds new ones until
+    it commits); every new connection of a store checks first
+    (:func:`positions_need_repair`), so a process that stays up across a restore
+    repairs before it appends on the new cluster.
     """
     q = f'"{schema}"'
-    marker = Marker(schema)
     async with conn.transaction():
         await conn.execute(_lock_sql(), schema)
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *marker.keys)
+        await conn.execute(f"LOCK TABLE {q}.events IN SHARE MODE")
         row = await conn.fetchrow(
             f"SELECT (SELECT max(position) FROM {q}.events) AS highest,"
             " pg_current_xact_id()::text::bigint AS xid, o.xid_offset"

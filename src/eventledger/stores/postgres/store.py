@@ -124,15 +124,15 @@ class Statements:
     read_all_since: str
 
     @classmethod
-    def for_schema(cls, q: str) -> Statements:
+    def for_schema(cls, q: str, marker: schema_sql.Marker) -> Statements:
         # The visible limit as an InitPlan: computed once per statement, with the snapshot
         # the page is read with.
         below = f"position < (SELECT {q}.visible_limit())"
         return cls(
             append_one_sql(q),
             append_many_sql(q),
-            append_one_sql(q, in_transaction=True),
-            append_many_sql(q, in_transaction=True),
+            append_one_sql(q, marker),
+            append_many_sql(q, marker),
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
             " ORDER BY position LIMIT $2",
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
@@ -170,7 +170,7 @@ class PostgresStore(EventStore):
         self._held_warned = 0.0
         self.quoted_schema = self._q = f'"{settings.schema}"'
         self._dialect = PostgresDialect(settings.schema)
-        self.statements = Statements.for_schema(self._q)
+        self.statements = Statements.for_schema(self._q, schema_sql.Marker(settings.schema))
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
