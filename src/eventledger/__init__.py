@@ -26,6 +26,7 @@ from eventledger.context import MessageContext, current_context, message_context
 from eventledger.errors import (
     AggregateNotFound,
     AggregateStateError,
+    AlreadyExists,
     CommandInvalid,
     ConflictError,
     DomainError,
@@ -101,6 +102,7 @@ __all__ = [
     "Aggregate",
     "AggregateNotFound",
     "AggregateStateError",
+    "AlreadyExists",
     "AppendResult",
     "Application",
     "CausalChain",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from eventledger import _json
@@ -20,8 +20,8 @@ MAX_INT64 = (1 << 63) - 1
 MAX_SCHEMA_VERSION = (1 << 31) - 1
 DEFAULT_MAX_EVENT_SIZE = 4 << 20
 """Bytes of JSON (data and metadata) an event may take, unless the store URL says
-otherwise: far below what every backend can hold (PostgreSQL's jsonb stops near
-256 MB), and large enough for any event that is a fact rather than a file."""
+otherwise: far below what every backend can hold (PostgreSQL keeps at most 1 GB in
+a value), and large enough for any event that is a fact rather than a file."""
 MAX_MAX_EVENT_SIZE = 128 << 20
 
 _EVENT_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -116,6 +116,12 @@ def check_datetime(value: object, name: str) -> datetime | None:
         raise InvalidInput(
             f"{name} must be timezone-aware (for example datetime.now(timezone.utc)), not {value}"
         )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{name} {value.isoformat()} falls outside the years 1 to 9999 in UTC"
+        ) from None
     return value
 
 

@@ -36,7 +36,8 @@ ProjectionSource = Projection | type[Projection] | Callable[[], Projection]
 
 class Application:
     """What a service is made of. Projections and process managers are given as classes
-    (or factories), so each run gets fresh instances."""
+    (or factories), so each run gets fresh instances. `retry_budget` is how long a
+    command that meets concurrent changes to its aggregates keeps trying (seconds)."""
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class Application:
         registry: EventRegistry | None = None,
         snapshot_every: Mapping[type[Aggregate], int] | None = None,
         runner_options: Mapping[str, Any] | None = None,
+        retry_budget: float = 2.0,
     ) -> None:
         self.name = name
+        self.retry_budget = retry_budget
         self.handlers = [commands] if isinstance(commands, CommandHandlers) else list(commands)
         self.aggregates: dict[str, type[Aggregate]] = {}
         for aggregate in aggregates:
@@ -93,6 +96,7 @@ class Application:
                 self.handlers,
                 registry=self.registry,
                 snapshot_every=self.snapshot_every,
+                retry_budget=self.retry_budget,
             )
             runner = ProjectionRunner(
                 opened,

@@ -50,6 +50,7 @@ import hashlib
 import inspect
 import random
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ from eventledger.aggregate import Aggregate
 from eventledger.context import current_context, message_context
 from eventledger.errors import (
     AggregateNotFound,
+    AlreadyExists,
     CommandInvalid,
     ConflictError,
     FieldError,
@@ -71,9 +73,10 @@ from eventledger.errors import (
     InvalidInput,
     KeyTaken,
     UnknownCommand,
+    WrongExpectedVersion,
 )
 from eventledger.events import EventRegistry
-from eventledger.records import AppendResult, ExpectedVersion, NewEvent
+from eventledger.records import NO_STREAM, AppendResult, ExpectedVersion, NewEvent
 from eventledger.repository import Repository
 from eventledger.storage import CommandLog, CommandRecord
 from eventledger.stores.base import EventStore
@@ -92,6 +95,9 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_KEY_LENGTH = 255
+MAX_PAUSE = 0.1
+"""The longest pause between two attempts of a command that met a conflict (seconds)."""
+_SCOPE_SEPARATOR = "\x1f"  # never in a key or a scope (both are printable)
 
 
 class Command(pydantic.BaseModel):
@@ -274,7 +280,12 @@ class CommandBus:
     - `snapshot_every` maps aggregate types to snapshot intervals for their
       repositories (see :class:`~eventledger.Repository`);
     - a version conflict (another writer changed an aggregate first) runs the
-      handler again on fresh state, up to `max_attempts` times in all;
+      handler again on fresh state, after a random pause that grows with each
+      attempt, for up to `retry_budget` seconds (and `max_attempts` attempts, if
+      given); a conflict no retry can change (the handler creates an aggregate
+      whose stream exists) raises :class:`~eventledger.AlreadyExists` at once;
+    - idempotency keys are kept per caller: the same key from another actor (or
+      `idempotency_scope`) is another command;
     - every command that wrote something is recorded with its payload, actor,
       correlation and causation ids and result (`record_commands=False` keeps
       only those with an idempotency key).
@@ -287,14 +298,20 @@ class CommandBus:
         *,
         registry: EventRegistry | None = None,
         snapshot_every: Mapping[type[Aggregate], int] | None = None,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
+        retry_budget: float = 2.0,
         record_commands: bool = True,
     ) -> None:
-        if not isinstance(max_attempts, int) or not 1 <= max_attempts <= 100:
-            raise InvalidInput(f"max_attempts must be between 1 and 100, not {max_attempts!r}")
+        if max_attempts is not None and (
+            not isinstance(max_attempts, int) or not 1 <= max_attempts <= 1000
+        ):
+            raise InvalidInput(f"max_attempts must be between 1 and 1000, not {max_attempts!r}")
+        if not isinstance(retry_budget, int | float) or not 0 <= retry_budget <= 600:
+            raise InvalidInput(f"retry_budget is 0 to 600 seconds, not {retry_budget!r}")
         self.store = store
         self.registry = registry
         self.max_attempts = max_attempts
+        self.retry_budget = float(retry_budget)
         self.record_commands = record_commands
         self.log: CommandLog = store.command_log()
         self._snapshot_every = dict(snapshot_every or {})
@@ -358,14 +375,17 @@ class CommandBus:
         actor: str | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        idempotency_scope: str | None = None,
     ) -> CommandResult:
         """Run the command's handler and save what it changed, in one transaction.
 
         With an `idempotency_key`, a repeat (even a concurrent one) returns the
         first result and runs nothing; the same key with another command or
-        payload raises :class:`~eventledger.IdempotencyKeyReused`. Correlation
-        and causation ids and the actor default to the current message context;
-        a command that starts a chain is its own correlation and causation.
+        payload raises :class:`~eventledger.IdempotencyKeyReused`. Keys belong to
+        their caller: `idempotency_scope` (default: the actor), so another caller's
+        key never answers for this one. Correlation and causation ids and the actor
+        default to the current message context; a command that starts a chain is
+        its own correlation and causation.
         """
         if not isinstance(command, Command):
             raise InvalidInput(f"send takes a Command, not {type(command).__name__}")
@@ -373,23 +393,29 @@ class CommandBus:
         command_type, handler = self._entry(name)
         if type(command) is not command_type:
             raise InvalidInput(f"{name} is handled here as {command_type!r}, not {type(command)!r}")
-        key = _check_key(idempotency_key)
+        plain_key = _check_key(idempotency_key)
         payload = command.model_dump(mode="json")
+        _refuse_nul(name, payload)
         digest = _digest(name, payload)
-        if key is not None:
-            first = await self.log.by_key(key)
-            if first is not None:
-                return _replay(first, name, digest, key)
         context = current_context()
         command_id = uuid.uuid4()
         correlation = _check_id(correlation_id, "correlation_id") or context.correlation_id
         causation = _check_id(causation_id, "causation_id") or context.causation_id
         actor = _check_id(actor, "actor") or context.actor
+        scope = _check_id(idempotency_scope, "idempotency_scope") or actor or ""
+        key = None if plain_key is None else f"{scope}{_SCOPE_SEPARATOR}{plain_key}"
         # A chain's first message is its own cause; a request's correlation id (set by
         # the HTTP layer, say) stands for the request as the cause.
         causation = causation or correlation or str(command_id)
         correlation = correlation or str(command_id)
-        for attempt in range(1, self.max_attempts + 1):
+        if key is not None:
+            first = await self.log.by_key(key)
+            if first is not None:
+                return _replay(first, name, digest, plain_key or "")
+        deadline = time.monotonic() + self.retry_budget
+        attempt = 0
+        while True:
+            attempt += 1
             work = CommandContext(self, command, command_id, correlation, causation, actor)
             with message_context(
                 correlation_id=correlation, causation_id=str(command_id), actor=actor
@@ -411,21 +437,24 @@ class CommandBus:
                 assert key is not None
                 first = await self.log.by_key(key)
                 assert first is not None, "a taken key is a committed key"
-                return _replay(first, name, digest, key)
+                return _replay(first, name, digest, plain_key or "")
             except ConflictError as conflict:
                 if key is not None and (first := await self.log.by_key(key)) is not None:
-                    return _replay(first, name, digest, key)
-                if attempt == self.max_attempts:
+                    return _replay(first, name, digest, plain_key or "")
+                _refuse_if_created_already(name, conflict)
+                pause = random.uniform(0, min(MAX_PAUSE, 0.004 * 2**attempt))  # noqa: S311
+                out_of_attempts = self.max_attempts is not None and attempt >= self.max_attempts
+                if out_of_attempts or time.monotonic() + pause > deadline:
                     raise ConflictError(
-                        f"{name} kept colliding with concurrent changes and gave up after"
-                        f" {attempt} attempts: {conflict}"
+                        f"{name} kept colliding with concurrent changes to the same aggregate"
+                        f" and gave up after {attempt} attempts in"
+                        f" {self.retry_budget - (deadline - time.monotonic()):.2f} s: {conflict}"
                     ) from conflict
-                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311
+                await asyncio.sleep(pause)
                 continue
             for write, append in zip(writes, appended, strict=True):
                 await write.repository.saved(write.aggregate, append)
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _entry(self, name: str) -> tuple[type[Command], Handler]:
         self.command_type(name)
@@ -462,6 +491,31 @@ class CommandBus:
             if self.record_commands or record.idempotency_key is not None:
                 await self.log.record(tx, _with_result(record, result))
         return result, appended
+
+
+def _refuse_if_created_already(name: str, conflict: ConflictError) -> None:
+    """A handler that creates an aggregate whose stream exists decides the same on any
+    retry: say so at once."""
+    if isinstance(conflict, WrongExpectedVersion) and conflict.expected in (NO_STREAM, 0):
+        raise AlreadyExists(
+            f"{name} creates {conflict.stream_id!r}, which exists already (it has"
+            f" {conflict.actual} events): load it and change it, or choose another id"
+        ) from conflict
+
+
+def _refuse_nul(name: str, payload: Any, path: tuple[str | int, ...] = ()) -> None:
+    """No backend keeps a NUL character: name the field that holds one."""
+    if isinstance(payload, str):
+        if "\x00" in payload:
+            raise CommandInvalid(
+                name, [FieldError(path, "must not contain the NUL character", "string_nul")]
+            )
+    elif isinstance(payload, dict):
+        for key, value in payload.items():
+            _refuse_nul(name, value, (*path, key))
+    elif isinstance(payload, list):
+        for index, value in enumerate(payload):
+            _refuse_nul(name, value, (*path, index))
 
 
 def _with_result(record: CommandRecord, result: CommandResult) -> CommandRecord:

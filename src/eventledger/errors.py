@@ -16,6 +16,7 @@ against a database driver's vocabulary keeps working::
     │   └── AggregateNotFound             no events for the aggregate asked for
     ├── ConflictError                     the state moved on under you
     │   ├── WrongExpectedVersion
+    │   ├── AlreadyExists                 a command creates what exists already
     │   ├── KeyTaken                      a concurrent command took the idempotency key
     │   └── LeaseLost                     another process took a subscription over
     ├── IntegrityError                    the log would break an invariant
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AggregateNotFound",
     "AggregateStateError",
+    "AlreadyExists",
     "CommandInvalid",
     "ConflictError",
     "DomainError",
@@ -188,6 +190,11 @@ class StoreClosed(OperationalError):
 
 class SchemaVersionError(OperationalError):
     """The database schema was written by a newer eventledger than this one."""
+
+
+class AlreadyExists(ConflictError):
+    """A command creates an aggregate whose stream exists already; no retry changes
+    that, so it is answered at once."""
 
 
 class KeyTaken(ConflictError):

@@ -360,6 +360,7 @@ class ProcessManager(Projection):
         return [_public(row) for row in rows]
 
     async def instance(self, store: EventStore, instance_id: str) -> ProcessInstance | None:
+        _check_instance_id(instance_id)
         rows = await store.process_storage().instances(self.name, [instance_id])
         row = rows.get(instance_id)
         return None if row is None else _public(row)
@@ -392,7 +393,13 @@ def _check_name(name: object, what: str) -> None:
 
 
 def _check_instance_id(instance_id: object) -> None:
-    if not isinstance(instance_id, str) or not instance_id or len(instance_id) > 200:
+    if (
+        not isinstance(instance_id, str)
+        or not instance_id
+        or len(instance_id) > 200
+        or "\x00" in instance_id
+    ):
         raise InvalidInput(
-            f"an instance id is a non-empty string of at most 200, not {instance_id!r}"
+            "an instance id is a non-empty string of at most 200 characters and no NUL"
+            f" character, not {instance_id!r}"
         )

@@ -101,21 +101,26 @@ class Repository(Generic[A]):
     async def load(
         self, aggregate_id: str, *, version: int | None = None, as_of: datetime | None = None
     ) -> A:
-        """The aggregate as it is now, after event `version`, or as it was at `as_of`.
+        """The aggregate as it is now, after event `version`, or as it was at `as_of`
+        (with both: after `version`, which must have been recorded by `as_of`).
 
         Raises :class:`~eventledger.AggregateNotFound` when it has no events (then).
         """
-        if version is not None and as_of is not None:
-            raise InvalidInput("load takes a version or a time (as_of), not both")
         check.check_optional_int(version, "version", minimum=1)
         check.check_datetime(as_of, "as_of")
         stream_id = self.aggregate_type.stream_id_for(_check_id(aggregate_id))
         if as_of is not None:
-            version = await self._version_at(stream_id, as_of)
-            if version == 0:
+            then = await self._version_at(stream_id, as_of)
+            if then == 0:
                 raise AggregateNotFound(
                     f"{self.aggregate_type.__name__} {aggregate_id!r} did not exist at {as_of}"
                 )
+            if version is not None and version > then:
+                raise AggregateNotFound(
+                    f"{self.aggregate_type.__name__} {aggregate_id!r} had {then} events at"
+                    f" {as_of}, not {version}"
+                )
+            version = then if version is None else version
         aggregate = await self._from_snapshot(aggregate_id, stream_id, version)
         start = aggregate.version + 1 if aggregate is not None else 1
         if aggregate is None:

@@ -62,7 +62,7 @@ async def test_serve_runs_the_application_and_operations_go_through_it(
                 asyncio.to_thread(fails, "dlq", "retry", letter_id, EVENTLEDGER_KEY=key),
             )  # fmt: skip
             assert here.startswith("error: order_list is run by ")
-            assert here.endswith(" right now; stop it there, or ask it with --server"
+            assert here.endswith("; stop it there, or ask it with --server"
                                  " http://<host>:<port>")  # fmt: skip
             assert rebuilt.startswith("rebuilt: generation 2 serves queries")
             assert reset == "reset customer_orders: it fills again from the first event"

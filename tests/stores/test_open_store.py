@@ -29,7 +29,7 @@ MIGRATIONS = [
     (5, "process_managers"),
     (6, "api_keys"),
 ]
-POSTGRES_MIGRATIONS = [*MIGRATIONS, (7, "writer_horizon")]
+POSTGRES_MIGRATIONS = [*MIGRATIONS, (7, "writer_horizon"), (8, "json_payloads")]
 
 
 @pytest.mark.parametrize(

@@ -96,3 +96,79 @@ async def test_a_closed_store_fails_calls_that_wait_for_a_connection(
 async def test_a_pool_needs_at_least_one_connection(postgres_url: str, size: str) -> None:
     with pytest.raises(ValueError, match="pool sizes"):
         await open_store(with_settings(postgres_url, pool_min_size=size))
+
+
+async def test_waiting_for_a_connection_has_a_time_limit_that_names_the_pool(
+    postgres_schema_url: str,
+) -> None:
+    url = with_settings(postgres_schema_url, pool_max_size="1", pool_timeout="0.2")
+    store = await open_store(url)
+    hold = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def keep_the_only_connection() -> None:
+        async with store.transaction() as tx:
+            await tx.append("Order-1", [NewEvent("Placed", {})])
+            holding.set()
+            await hold.wait()
+
+    task = asyncio.ensure_future(keep_the_only_connection())
+    try:
+        await holding.wait()
+        with pytest.raises(OperationalError, match=r"within 0.2 s: all 1 of the pool are busy"):
+            await store.append("Order-2", [NewEvent("Placed", {})])
+    finally:
+        hold.set()
+        await task
+        await store.close()
+
+
+async def test_the_stores_sessions_carry_its_timeouts_and_name(postgres_schema_url: str) -> None:
+    url = with_settings(
+        postgres_schema_url,
+        statement_timeout="7",
+        lock_timeout="3",
+        idle_in_transaction_timeout="11",
+        application_name="el-settings",
+    )
+    store = await open_store(url)
+    try:
+        rows = await store.fetch(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
+            " current_setting('idle_in_transaction_session_timeout'),"
+            " current_setting('application_name')"
+        )
+        assert tuple(rows[0]) == ("7s", "3s", "11s", "el-settings")
+    finally:
+        await store.close()
+
+
+async def test_sql_run_in_a_transaction_does_not_follow_the_connection_back(
+    postgres_schema_url: str,
+) -> None:
+    store = await open_store(with_settings(postgres_schema_url, pool_max_size="1"))
+    try:
+        async with store.transaction() as tx:
+            await tx.execute("SET search_path TO pg_catalog")  # a session setting
+            await tx.execute("SELECT pg_advisory_lock(4242)")  # a session lock
+        rows = await store.fetch(
+            "SELECT current_setting('search_path'),"
+            " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            "  AND pid = pg_backend_pid())"
+        )
+        assert rows[0][0] != "pg_catalog"
+        assert rows[0][1] == 0
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("pool_timeout", "0"), ("statement_timeout", "-1"), ("lock_timeout", "soon"),
+     ("read_only", "maybe")],
+)  # fmt: skip
+async def test_bad_settings_are_refused_naming_them(
+    postgres_url: str, setting: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match=setting):
+        await open_store(with_settings(postgres_url, **{setting: value}))

@@ -4,6 +4,7 @@ start again from the beginning."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from eventledger import NewEvent, open_store
+from eventledger import NewEvent, OperationalError, open_store
 from tests.postgres_urls import with_settings
 
 with warnings.catch_warnings():
@@ -116,3 +117,47 @@ async def test_order_survives_a_dump_restored_into_a_new_cluster(
         assert len([e async for e in again.read_all()]) == 36
     finally:
         await again.close()
+
+
+async def test_a_process_that_stays_up_across_a_restore_appends_after_the_restored_head(
+    tmp_path: Path,
+) -> None:
+    """The cluster behind the store's URL is replaced by a fresh one holding a dump of
+    the log; the open store reconnects, and its new events land above the restored ones,
+    where a follower that passed the restored head finds them."""
+    pgdata = tmp_path / "pg"
+    schema = "stays_up"
+    server = get_server(pgdata, cleanup_mode="stop")
+    url = server.get_uri()
+    dump = tmp_path / "dump.sql"
+    try:
+        await _burn_transaction_ids(url, 20_000)
+        store = await open_store(with_settings(url, schema=schema, pool_max_size="2"))
+        try:
+            for n in range(10):
+                await store.append(f"Order-{n}", [NewEvent("Placed", {"n": n})])
+            checkpoint = await store.head_position()  # a follower got this far
+            _run("pg_dump", "--no-owner", f"--schema={schema}", f"--file={dump}", url)
+            # The same address, a new cluster: its transaction ids start again.
+            server.cleanup()
+            shutil.rmtree(pgdata)
+            server = get_server(pgdata, cleanup_mode="stop")
+            assert server.get_uri() == url
+            _run("psql", "--quiet", "-v", "ON_ERROR_STOP=1", f"--file={dump}", url)
+            # The store's old connections are gone; the next call opens new ones, and
+            # the first of them repairs the positions before any append runs.
+            appended = None
+            for _ in range(3):  # a call may meet one dead connection first
+                try:
+                    appended = await store.append("Order-new", [NewEvent("Placed", {})])
+                    break
+                except OperationalError:
+                    continue
+            assert appended is not None
+            assert appended.position > checkpoint
+            tail = [e async for e in store.read_all(after=checkpoint)]
+            assert [e.stream_id for e in tail] == ["Order-new"]
+        finally:
+            await store.close()
+    finally:
+        server.cleanup()

@@ -279,7 +279,9 @@ class _local_runner:
         if lease is not None:
             await self.store.close()
             raise OperationalError(
-                f"{self.name} is run by {lease.owner} right now; stop it there, or ask it with"
+                f"{self.name} is run by {lease.owner} right now (its lease runs until"
+                f" {lease.expires_at.isoformat(timespec='seconds')}, renewed while it runs;"
+                " a process that died lets it lapse then); stop it there, or ask it with"
                 " --server http://<host>:<port>"
             )
         bus = CommandBus(self.store, application.handlers, registry=application.registry)

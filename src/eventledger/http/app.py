@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventledger.app import Application, Service
 from eventledger.errors import InvalidInput
 from eventledger.http import models, problems
-from eventledger.http.auth import ApiKeyAuthenticator, Authenticator
+from eventledger.http.auth import ApiKeyAuthenticator, AuthenticateFirst, Authenticator
 from eventledger.http.keys import ApiKeys
 from eventledger.http.live import add_routes as add_live_routes
 from eventledger.http.live import close_feeds
@@ -110,6 +110,7 @@ def create_app(
     add_operation_routes(app)
     _add_health(app)
     app.add_middleware(LimitBody, max_bytes=max_body_bytes)
+    app.add_middleware(AuthenticateFirst)  # outermost: before any body is read
     return app
 
 
@@ -195,13 +196,19 @@ def _add_health(app: FastAPI) -> None:
             return problems.problem(
                 503, "unavailable", "Not ready", f"the event store does not answer: {error}"
             )
-        failed = [s.name for s in await service.runner.status() if s.state == "failed"]
+        statuses = await service.runner.status()
+        failed = [s.name for s in statuses if s.state == "failed"]
         if failed:
             return problems.problem(
                 503,
                 "read-model-failed",
                 "Not ready",
                 f"stopped by a failure: {', '.join(failed)} (see the dead-letter queue)",
+            )
+        stalled = [f"{s.name} ({s.last_error})" for s in statuses if s.state == "stalled"]
+        if stalled:
+            return problems.problem(
+                503, "read-model-stalled", "Not ready", f"cannot move: {'; '.join(stalled)}"
             )
         horizon = await service.store.horizon()
         return JSON(

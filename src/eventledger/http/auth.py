@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventledger.http.keys import ApiKeys
 from eventledger.http.problems import HttpProblem
 
-__all__ = ["ApiKeyAuthenticator", "Authenticator", "Principal", "require"]
+__all__ = ["ApiKeyAuthenticator", "AuthenticateFirst", "Authenticator", "Principal", "require"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,28 +62,62 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the caller, who must hold `scope`."""
 
     async def dependency(request: Request) -> Principal:
-        authenticator: Authenticator | None = request.app.state.authenticator
-        if authenticator is None:  # explicitly open, for local development
-            return ANONYMOUS
-        principal = await authenticator.authenticate(request)
-        if principal is None:
-            missing = presented_key(request) is None
-            raise Unauthorized(
-                "no API key given: send 'Authorization: Bearer <key>'"
-                if missing
-                else "the API key is not valid (unknown, wrong or revoked)"
-            )
-        if scope not in principal.scopes:
-            raise HttpProblem(
-                403,
-                "forbidden",
-                "Forbidden",
-                f"this route needs the {scope!r} scope; the key of {principal.actor} has"
-                f" {', '.join(sorted(principal.scopes)) or 'none'}",
-            )
-        return principal
+        return await authorise(request, scope)
 
     return dependency
+
+
+async def authorise(request: Request, scope: str) -> Principal:
+    """The caller of `request`, who must hold `scope` (401 or 403 otherwise)."""
+    authenticator: Authenticator | None = request.app.state.authenticator
+    if authenticator is None:  # explicitly open, for local development
+        return ANONYMOUS
+    early: Principal | None = getattr(request.state, "principal", None)
+    principal = early or await authenticator.authenticate(request)
+    if principal is None:
+        missing = presented_key(request) is None
+        raise Unauthorized(
+            "no API key given: send 'Authorization: Bearer <key>'"
+            if missing
+            else "the API key is not valid (unknown, wrong or revoked)"
+        )
+    if scope not in principal.scopes:
+        raise HttpProblem(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"this route needs the {scope!r} scope; the key of {principal.actor} has"
+            f" {', '.join(sorted(principal.scopes)) or 'none'}",
+        )
+    return principal
+
+
+class AuthenticateFirst:
+    """Check the caller of a request with a body (a command) before anything reads the
+    body: an anonymous or unauthorised caller gets 401 or 403, never a 422 about a body
+    it had no right to send. The caller found is kept for the route's own check."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        authenticator: Authenticator | None = getattr(request.app.state, "authenticator", None)
+        if authenticator is None or not scope["path"].startswith("/commands/"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await authorise(request, "write")
+        except HttpProblem as refused:
+            from eventledger.http.problems import for_exception
+
+            await for_exception(refused)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
 
 
 class Unauthorized(HttpProblem):

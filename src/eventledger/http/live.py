@@ -29,6 +29,7 @@ from eventledger.stores.base import EventStore
 PAGE = 500
 POLL_SECONDS = 0.5
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,199}")
+_NAMES = r"^\s*[A-Za-z_][A-Za-z0-9_.]*(\s*,\s*[A-Za-z_][A-Za-z0-9_.]*)*\s*,?\s*$"
 
 
 def add_routes(app: FastAPI) -> None:
@@ -51,9 +52,11 @@ def add_routes(app: FastAPI) -> None:
         after: int | None = Query(
             None, ge=0, le=(1 << 63) - 1, description="start after this position (default: now)"
         ),
-        types: str | None = Query(None, max_length=2000, description="event types, commas"),
+        types: str | None = Query(
+            None, max_length=2000, pattern=_NAMES, description="event types, commas"
+        ),
         categories: str | None = Query(
-            None, max_length=2000, description="stream categories (`Order`), commas"
+            None, max_length=2000, pattern=_NAMES, description="stream categories (`Order`), commas"
         ),
         last_event_id: str | None = Header(None, alias="Last-Event-ID"),
         _: Principal = Depends(require("read")),

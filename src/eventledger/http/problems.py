@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from eventledger.aggregate import DomainError
 from eventledger.errors import (
+    AlreadyExists,
     CommandInvalid,
     ConflictError,
     EventLedgerError,
@@ -73,6 +74,7 @@ _MAPPING: dict[type[BaseException], tuple[int, str, str]] = {
     EventTooLarge: (413, "event-too-large", "An event is larger than the store allows"),
     InvalidInput: (400, "invalid-input", "The request is not valid"),
     NotFound: (404, "not-found", "Not found"),
+    AlreadyExists: (409, "already-exists", "It exists already"),
     ConflictError: (409, "conflict", "Conflict with the current state"),
     DomainError: (409, "rule-broken", "A business rule refused the command"),
     ProjectionTimeout: (504, "read-model-timeout", "The read model did not catch up in time"),
@@ -170,6 +172,17 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
+        if error.status_code == 400 and error.detail == "There was an error parsing the body":
+            # JSON nested too deep, not UTF-8, integers too long to read: a bad body.
+            cause = error.__cause__
+            why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+            return problem(
+                422,
+                "invalid-command",
+                "The command is not valid",
+                f"the body is not JSON that can be read{why}"[:300],
+                [{"path": [], "message": "the body is not valid JSON", "type": "json_invalid"}],
+            )
         slugs = {404: "no-route", 405: "method-not-allowed", 401: "unauthorized"}
         titles = {404: "Not found", 405: "Method not allowed"}
         return problem(

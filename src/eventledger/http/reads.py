@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
@@ -13,6 +14,7 @@ from eventledger.causation import causal_chain
 from eventledger.errors import InvalidInput, NotFound
 from eventledger.http import models
 from eventledger.http.auth import Principal, require
+from eventledger.http.params import parse_time, time_query
 from eventledger.http.problems import Problem
 from eventledger.projections import DocumentProjection, Range, SqlProjection
 
@@ -57,19 +59,15 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         stream_id: str,
         version: int | None = Query(None, ge=1, le=(1 << 62)),
-        at: datetime | None = Query(
-            None, description="ISO 8601 with a time zone: the state as it was then"
+        at: str | None = time_query(
+            "the state as it was then (with version: that version, which must have existed then)"
         ),
         _: Principal = READ,
     ) -> Response:
         service = service_of(request)
         aggregate_type, aggregate_id = service.application.aggregate_for(stream_id)
-        if version is not None and at is not None:
-            raise InvalidInput("give version or at, not both")
-        if at is not None and at.tzinfo is None:
-            raise InvalidInput("at needs a time zone, e.g. 2026-11-23T12:00:00Z")
         aggregate = await service.bus.repository(aggregate_type).load(
-            aggregate_id, version=version, as_of=at
+            aggregate_id, version=version, as_of=parse_time(at, "at")
         )
         return JSON(
             {
@@ -131,13 +129,13 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         after: int = Query(0, ge=0, le=(1 << 63) - 1, description="a position you have seen"),
         limit: int = Query(100, ge=1, le=MAX_PAGE),
-        since: datetime | None = Query(None, description="only events recorded since then"),
+        since: str | None = time_query("only events recorded at or after then"),
+        until: str | None = time_query("only events recorded at or before then"),
         _: Principal = READ,
     ) -> Response:
-        if since is not None and since.tzinfo is None:
-            raise InvalidInput("since needs a time zone, e.g. 2026-11-23T12:00:00Z")
         store = service_of(request).store
-        events = [e async for e in store.read_all(after=after, limit=limit + 1, since=since)]
+        window = {"since": parse_time(since, "since"), "until": parse_time(until, "until")}
+        events = [e async for e in store.read_all(after=after, limit=limit + 1, **window)]
         return JSON(models.page_json(events, limit, models.event_json, lambda e: e.position))
 
     @app.get(
@@ -147,7 +145,7 @@ def add_routes(app: FastAPI) -> None:
         response_model=models.EventOut,
         responses=ERRORS,
     )
-    async def read_event(request: Request, event_id: str, _: Principal = READ) -> Response:
+    async def read_event(request: Request, event_id: uuid.UUID, _: Principal = READ) -> Response:
         event = await service_of(request).store.read_event(event_id)
         if event is None:
             raise NotFound(f"no event with id {event_id}")
@@ -160,7 +158,7 @@ def add_routes(app: FastAPI) -> None:
         response_model=models.ChainOut,
         responses=ERRORS,
     )
-    async def event_chain(request: Request, event_id: str, _: Principal = READ) -> Response:
+    async def event_chain(request: Request, event_id: uuid.UUID, _: Principal = READ) -> Response:
         chain = await causal_chain(service_of(request).store, event_id)
         return JSON(models.chain_json(chain))
 
@@ -203,7 +201,7 @@ def add_routes(app: FastAPI) -> None:
     async def find_documents(
         request: Request,
         name: str,
-        order_by: list[str] = Query([], max_length=5),
+        order_by: list[OrderBy] = ORDER_BY,
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0, le=1_000_000),
         _: Principal = READ,
@@ -211,7 +209,7 @@ def add_routes(app: FastAPI) -> None:
         queries = _documents(request, name)
         where = _where(request, queries.indexes)
         for item in order_by:
-            if item.lstrip("-") not in queries.indexes:
+            if item.removeprefix("-") not in queries.indexes:
                 raise InvalidInput(
                     f"order_by {item!r}: order by an indexed field"
                     f" ({', '.join(sorted(queries.indexes)) or 'none'})"
@@ -247,7 +245,7 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         name: str,
         table: str,
-        order_by: list[str] = Query([], max_length=5),
+        order_by: list[OrderBy] = ORDER_BY,
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0, le=1_000_000),
         _: Principal = READ,
@@ -271,6 +269,17 @@ def add_routes(app: FastAPI) -> None:
         return runner.documents(name)
 
 
+OrderBy = Annotated[
+    str,
+    pydantic.StringConstraints(
+        pattern=r"^-?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", max_length=200
+    ),
+]
+ORDER_BY = Query(
+    [],
+    max_length=5,
+    description="a field (or column) to order by, `-field` for descending; repeat for several",
+)
 _RANGES = ("gt", "gte", "lt", "lte")
 _RESERVED = {"order_by", "limit", "offset"}
 

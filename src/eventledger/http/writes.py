@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from eventledger.app import Application
 from eventledger.commands import Command
-from eventledger.errors import NotFound, UnknownCommand
+from eventledger.errors import InvalidInput, NotFound, UnknownCommand
 from eventledger.failures import ProjectionFailed
 from eventledger.http import models
 from eventledger.http.auth import Principal, require
@@ -86,6 +86,23 @@ def _doc(command_type: type[Command]) -> str | None:
     return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
 
 
+_PRINTABLE_ASCII = r"^[\x20-\x7e]+$"
+
+
+def _utf8_header(value: str | None, name: str) -> str | None:
+    """A header as the client wrote it: HTTP carries bytes, which Starlette reads as
+    Latin-1; UTF-8 text is read back as UTF-8, and anything else is refused."""
+    if value is None:
+        return None
+    try:
+        text = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise InvalidInput(f"{name} is UTF-8 text, not {value!r:.80}") from None
+    if not text.isprintable():
+        raise InvalidInput(f"{name} is printable text, not {text!r:.80}")
+    return text
+
+
 async def json_body(request: Request) -> None:
     """Commands are JSON: say so plainly when a body is something else."""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -109,10 +126,18 @@ def _endpoint(name: str, command_type: type[Command]) -> Any:
         idempotency_key: str | None = Header(
             None,
             alias="Idempotency-Key",
-            description="a repeat of the key returns the first result and runs nothing",
+            description="a repeat of the key (by the same caller) returns the first result and"
+            " runs nothing",
+            min_length=1,
+            max_length=255,
+            pattern=_PRINTABLE_ASCII,
         ),
         correlation_id: str | None = Header(
-            None, alias="X-Correlation-ID", description="ties this command to a request of yours"
+            None,
+            alias="X-Correlation-ID",
+            description="ties this command to a request of yours (UTF-8)",
+            min_length=1,
+            max_length=255,
         ),
         wait: str | None = Query(
             None,
@@ -128,7 +153,7 @@ def _endpoint(name: str, command_type: type[Command]) -> Any:
             command,
             idempotency_key=idempotency_key,
             actor=principal.actor,
-            correlation_id=correlation_id,
+            correlation_id=_utf8_header(correlation_id, "X-Correlation-ID"),
         )
         caught_up = None
         if wait is not None:

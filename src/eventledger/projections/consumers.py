@@ -83,28 +83,36 @@ class _StoredBatch:
     def __init__(self, consumer: StoredConsumer, records: Sequence[RecordedEvent]) -> None:
         self.consumer = consumer
         self.records = records
+        self.docs: Documents | None = None
 
     async def prepare(self) -> None:
-        pass
+        # Document handlers run before the transaction, so that it lasts only as long as
+        # the writes (SQLite's file lock, say); SQL handlers write in it.
+        projection = self.consumer.projection
+        if isinstance(projection, DocumentProjection):
+            scope, generation = self.consumer.scope, self.consumer.generation
+            self.docs = Documents(scope.read_side, projection.table(generation))
+            ids = [i for r in self.records if (i := projection.document_id(r)) is not None]
+            await self.docs.prefetch(ids)
+            await self._handle(None)
 
     async def commit(self, tx: StoreTransaction | None) -> None:
         assert tx is not None
+        if self.docs is not None:
+            await self.docs.flush(tx)
+            return
+        await self.consumer.projection.begin(tx, self.consumer.scope)
+        await self._handle(tx)
+
+    async def _handle(self, tx: StoreTransaction | None) -> None:
         consumer = self.consumer
-        projection, scope, generation = consumer.projection, consumer.scope, consumer.generation
-        await projection.begin(tx, scope)
-        docs = None
-        if isinstance(projection, DocumentProjection):
-            docs = Documents(scope.read_side, projection.table(generation), tx)
-            ids = [i for r in self.records if (i := projection.document_id(r)) is not None]
-            await docs.prefetch(ids)
-        tables = projection.table_names(generation)
+        projection, scope = consumer.projection, consumer.scope
+        tables = projection.table_names(consumer.generation)
         for index, record in enumerate(self.records):
             try:
-                await projection.handle(record, Context(record, tx, docs, tables, scope.sql))
+                await projection.handle(record, Context(record, tx, self.docs, tables, scope.sql))
             except Exception as error:
                 raise HandlerFailed(index, error) from error
-        if docs is not None:
-            await docs.flush()
 
 
 class InMemoryConsumer:

@@ -1,13 +1,29 @@
 """Document read models: one JSON document per id, with declared indexes.
 
+What an indexed field holds for queries is the same on every backend:
+
+- ``number``: a JSON number, or a string that is a JSON number literal with an
+  exponent of at most three digits (``"28.00"``, ``"-1.5e3"``); compared as a
+  double, with magnitudes below 1e-300 as 0;
+- ``text``: a JSON string; an integer as its digits (``5`` as ``"5"``); ``true`` and
+  ``false`` as those words; compared by code point;
+- ``boolean``: ``true`` or ``false``.
+
+Anything else (another kind of value, an object, a list, null) counts as missing:
+it matches ``None`` and sorts last. Query values are checked before any backend
+sees them: numbers of magnitude 1e-300 to 1e300 (or 0), strings without a NUL.
+
 Inside a projection's batch a :class:`Documents` handle reads through and writes
 back: a document read twice is fetched once, and all writes reach the database
-in one statement when the batch commits, with its checkpoint. Outside,
+in one statement when the batch commits, with its checkpoint. Handlers run before
+that transaction opens (reading committed documents: the projection's lease means
+no one else writes them), so the transaction is only as long as the writes. Outside,
 :class:`DocumentQueries` answers queries on the generation queries see.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -20,13 +36,19 @@ from eventledger.stores.base import StoreTransaction
 __all__ = ["DocumentQueries", "Documents", "Range"]
 
 MAX_PAGE = 1000
+MIN_NUMBER, MAX_NUMBER = 1e-300, 1e300
+"""The magnitudes a number field is compared with: every backend holds them exactly
+as doubles."""
+MAX_TEXT = 10_000
 _MISSING = object()
 
 
 class Documents:
     """The documents of one read model within one batch (read-through, write-back)."""
 
-    def __init__(self, storage: ReadSideStorage, table: str, tx: StoreTransaction) -> None:
+    def __init__(
+        self, storage: ReadSideStorage, table: str, tx: StoreTransaction | None = None
+    ) -> None:
         self._storage = storage
         self._table = table
         self._tx = tx
@@ -61,9 +83,12 @@ class Documents:
         if not isinstance(doc, Mapping):
             raise InvalidInput(f"a document is a dict, not {type(doc).__name__}")
         try:
-            self._cache[doc_id] = _json.dumps(dict(doc))
+            encoded = _json.dumps(dict(doc))
         except _json.JSONEncodeError as error:
             raise InvalidInput(f"document {doc_id!r} cannot be stored as JSON: {error}") from None
+        if b"\\u0000" in encoded and _has_nul(doc):
+            raise InvalidInput(f"document {doc_id!r} holds a NUL character, which no store keeps")
+        self._cache[doc_id] = encoded
         self._dirty.add(doc_id)
 
     async def update(self, doc_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,13 +103,17 @@ class Documents:
         self._cache[doc_id] = None
         self._dirty.add(doc_id)
 
-    async def flush(self) -> None:
-        """Write what changed (the runner calls this before the batch commits)."""
+    async def flush(self, tx: StoreTransaction | None = None) -> None:
+        """Write what changed in `tx` (default: the one given at the start); the runner
+        calls this in the transaction that moves the checkpoint."""
+        target = tx or self._tx
+        if target is None:
+            raise InvalidInput("documents are written in a transaction of the store")
         if not self._dirty:
             return
         upserts = {k: raw for k in self._dirty if (raw := self._cache.get(k)) is not None}
         deletes = [k for k in self._dirty if self._cache.get(k) is None]
-        await self._storage.write_documents(self._tx, self._table, upserts, deletes)
+        await self._storage.write_documents(target, self._table, upserts, deletes)
         self._dirty.clear()
 
 
@@ -140,6 +169,8 @@ class DocumentQueries:
         for name, condition in conditions.items():
             kind = _indexed(self.indexes, name)
             if isinstance(condition, Range):
+                if not condition.bounds():
+                    raise InvalidInput(f"{name}: a Range needs at least one bound")
                 values: Iterable[Any] = [bound for _, bound in condition.bounds()]
             elif isinstance(condition, list | tuple | set | frozenset):
                 values = condition
@@ -151,8 +182,21 @@ class DocumentQueries:
 
 
 def _check_id(doc_id: object) -> None:
-    if not isinstance(doc_id, str) or not doc_id or len(doc_id) > 255:
-        raise InvalidInput(f"a document id is a non-empty string of at most 255, not {doc_id!r}")
+    if not isinstance(doc_id, str) or not doc_id or len(doc_id) > 255 or "\x00" in doc_id:
+        raise InvalidInput(
+            "a document id is a non-empty string of at most 255 characters and no NUL"
+            f" character, not {doc_id!r}"
+        )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _indexed(indexes: Mapping[str, str], name: str) -> str:
@@ -169,8 +213,22 @@ def _check_value(value: Any, kind: str) -> None:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise InvalidInput(f"a number field is compared with numbers, not {value!r}")
+        try:
+            magnitude = abs(float(value))
+        except OverflowError:
+            magnitude = math.inf
+        if not (magnitude == 0 or MIN_NUMBER <= magnitude <= MAX_NUMBER):
+            raise InvalidInput(
+                f"a number field is compared with numbers of magnitude {MIN_NUMBER:g} to"
+                f" {MAX_NUMBER:g} (or 0), not {value!r}"
+            )
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise InvalidInput(f"a boolean field is compared with True or False, not {value!r}")
     elif not isinstance(value, str):
         raise InvalidInput(f"a text field is compared with strings, not {value!r}")
+    elif "\x00" in value or len(value) > MAX_TEXT:
+        raise InvalidInput(
+            f"a text field is compared with strings of at most {MAX_TEXT} characters and no"
+            f" NUL character, not {value[:40]!r}"
+        )

@@ -23,7 +23,7 @@ from eventledger.projections.base import Projection, RunScope
 from eventledger.projections.consumers import ProjectionConsumer, projection_of
 from eventledger.subscriptions import CatchUpCopy, HandlerFailed, Subscription
 
-__all__ = ["reset", "start_rebuild"]
+__all__ = ["copy_name", "reset", "resume_interrupted", "start_rebuild"]
 
 log = logging.getLogger("eventledger.projections")
 
@@ -53,13 +53,27 @@ async def start_rebuild(
         raise InvalidInput(f"{subscription.name} is rebuilding already")
     generation = live.generation + 1
     fresh: Projection = type(live.projection)()
-    copy_consumer = fresh.consumer(scope, generation)
     if subscription.durable:
         async with scope.store.transaction() as tx:
             await fresh.drop(tx, scope, generation)
             await fresh.create(tx, scope, generation)
             await scope.read_side.set_checkpoint(tx, copy_name(subscription.name, generation), 0)
     total = await scope.store.count_events()
+    _follow(subscription, scope, fresh, generation, finished, 0, total, total)
+    log.info("%s: rebuilding into generation %d (%d events)", subscription.name, generation, total)
+
+
+def _follow(
+    subscription: Subscription,
+    scope: RunScope,
+    fresh: Projection,
+    generation: int,
+    finished: asyncio.Future[int],
+    position: int,
+    total: int,
+    ahead: int,
+) -> None:
+    """Let the subscription drive the copy from `position` to the live position."""
 
     async def caught_up(copy: CatchUpCopy) -> None:
         await _swap(subscription, scope, copy)
@@ -79,14 +93,53 @@ async def start_rebuild(
             finished.set_exception(ProjectionFailed(message))
 
     subscription.copy = CatchUpCopy(
-        copy_consumer,
+        fresh.consumer(scope, generation),
         copy_name(subscription.name, generation),
         generation,
         caught_up,
         failed,
+        position=position,
+        done=total - ahead,
         total=total,
     )
-    log.info("%s: rebuilding into generation %d (%d events)", subscription.name, generation, total)
+
+
+async def resume_interrupted(subscription: Subscription, scope: RunScope) -> None:
+    """Pick up a rebuild that a process dying left half done: go on with the copy of the
+    next generation from its checkpoint; drop any other copy left behind."""
+    consumer = projection_of(subscription.consumer)
+    if not subscription.durable or not consumer.projection.rebuildable:
+        return
+    prefix = f"{subscription.name}@"
+    leftovers = {
+        int(name[len(prefix) :]): position
+        for name, position in (await scope.read_side.checkpoints()).items()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit()
+    }
+    for generation, position in sorted(leftovers.items()):
+        copy = type(consumer.projection)()
+        if generation == consumer.generation + 1 and subscription.copy is None:
+            total = await scope.store.count_events()
+            ahead = await scope.store.count_events(after=position)
+            finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            finished.add_done_callback(_nobody_waits)
+            _follow(subscription, scope, copy, generation, finished, position, total, ahead)
+            log.info(
+                "%s: resuming the rebuild into generation %d at position %d",
+                subscription.name,
+                generation,
+                position,
+            )
+            continue
+        async with scope.store.transaction() as tx:
+            await copy.drop(tx, scope, generation)
+            await scope.read_side.delete_checkpoint(tx, copy_name(subscription.name, generation))
+        log.info("%s: dropped the unfinished copy of generation %d", subscription.name, generation)
+
+
+def _nobody_waits(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _swap(subscription: Subscription, scope: RunScope, copy: CatchUpCopy) -> None:

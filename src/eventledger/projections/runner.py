@@ -125,9 +125,12 @@ class ProjectionRunner:
                 " (ProjectionRunner(..., commands=bus))"
             )
         consumer = projection.consumer(self.scope)
-        self._subscriptions[name] = Subscription(
-            self.store, self.scope.read_side, consumer, self.settings
-        )
+        subscription = Subscription(self.store, self.scope.read_side, consumer, self.settings)
+        subscription.on_activated = self._resume_rebuild
+        self._subscriptions[name] = subscription
+
+    async def _resume_rebuild(self, subscription: Subscription) -> None:
+        await rebuild.resume_interrupted(subscription, self.scope)
 
     async def start(self) -> None:
         for subscription in self._subscriptions.values():

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 
 from eventledger import _json
 from eventledger import _validation as check
@@ -43,6 +43,15 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["EventStore", "StoreTransaction"]
+
+
+class TimeWindow(NamedTuple):
+    """Times a read keeps events between, and the last position that can hold one."""
+
+    since: datetime | None
+    until: datetime | None
+    upto: int | None
+
 
 DEFAULT_PAGE_SIZE = 500
 MAX_LIST_LIMIT = 10_000
@@ -289,11 +298,14 @@ class EventStore(abc.ABC):
         after: int | None = None,
         limit: int | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         """Every event of the store in the one global order.
 
         Starts after position `after` (a position you have seen; default: the
-        beginning). `since` keeps only events recorded at or after that time.
+        beginning). `since` and `until` keep only events recorded at or after,
+        and at or before, those times (all events of January: ``since=Jan 1,
+        until=Jan 31 23:59:59.999999``).
         A reader that has seen position P never later sees an event before P,
         however many writers are committing: remember the last position and
         pass it back as `after` to go on. Reading pages through the log, so
@@ -304,21 +316,31 @@ class EventStore(abc.ABC):
         start = check.check_optional_int(after, "after", minimum=0) or 0
         count = check.check_optional_int(limit, "limit", minimum=0)
         when = check.check_datetime(since, "since")
-        if count == 0:
+        end = check.check_datetime(until, "until")
+        if count == 0 or (when is not None and end is not None and end < when):
             return _nothing()
-        return self._paged_all(start, count, when)
+        return self._paged_all(start, count, when, end)
 
     async def _paged_all(
-        self, after: int, limit: int | None, since: datetime | None
+        self, after: int, limit: int | None, since: datetime | None, until: datetime | None
     ) -> AsyncIterator[RecordedEvent]:
-        if since is not None:
-            first = await self._first_position_since(since)
-            if first is None:
-                return
-            after = max(after, first - 1)
+        window = None
+        if since is not None or until is not None:
+            if since is not None:
+                first = await self._first_position_since(since)
+                if first is None:
+                    return
+                after = max(after, first - 1)
+            upto = None
+            if until is not None:
+                # Every event after this position was recorded later than `until`.
+                upto = await self._last_position_until(until)
+                if upto is None or upto <= after:
+                    return
+            window = TimeWindow(since, until, upto)
 
         def fetch(after: int, size: int) -> asyncio.Future[list[RecordedEvent]]:
-            return asyncio.ensure_future(self._read_all_page(after, size, since))
+            return asyncio.ensure_future(self._read_all_page(after, size, window))
 
         # While the caller works through one page, the next is already on its way: the
         # database's work overlaps with the caller's. At most two pages in memory.
@@ -556,14 +578,18 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _read_all_page(
-        self, after: int, size: int, since: datetime | None
+        self, after: int, size: int, window: TimeWindow | None
     ) -> list[RecordedEvent]:
-        """Up to `size` events after position `after`, recorded at or after `since` when
-        given, that a reader may see now."""
+        """Up to `size` events after position `after` that a reader may see now; with a
+        `window`, only those recorded within its times, at positions up to its `upto`."""
 
     @abc.abstractmethod
     async def _first_position_since(self, since: datetime) -> int | None:
         """The position of the first event recorded at or after `since`, if any."""
+
+    @abc.abstractmethod
+    async def _last_position_until(self, until: datetime) -> int | None:
+        """The position of the last event recorded at or before `until`, if any."""
 
     @abc.abstractmethod
     async def _stream_version(self, stream_id: str) -> int: ...

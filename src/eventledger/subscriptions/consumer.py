@@ -96,7 +96,8 @@ class SubscriptionStatus:
     name: str
     state: str
     """starting, standby (another process runs it), catching_up, running, rebuilding,
-    stopped or failed."""
+    stalled (its steps keep failing, the store is down say), stopped or failed (stopped
+    at a parked event)."""
     position: int
     head_position: int
     events_behind: int

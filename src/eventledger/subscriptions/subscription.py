@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from eventledger.errors import InvalidInput, LeaseLost, ProjectionFailed
+from eventledger.errors import InvalidInput, LeaseLost, OperationalError, ProjectionFailed
 from eventledger.failures import OnFailure
 from eventledger.records import Horizon, RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
@@ -26,6 +26,11 @@ from eventledger.subscriptions.consumer import (
 __all__ = ["Subscription"]
 
 log = logging.getLogger("eventledger.subscriptions")
+
+STALLED_AFTER = 3
+"""Failed steps in a row (the store down, say) after which the status says stalled."""
+# Failures that are not an event's fault: they never park anything.
+_NOT_THE_EVENTS = (LeaseLost, OperationalError)
 
 T = TypeVar("T")
 
@@ -60,6 +65,8 @@ class Subscription:
         self._operations = asyncio.Queue()
         self._operation_waiting = asyncio.Event()
         self._last_renewal = 0.0
+        self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
+        """Runs in the subscription's task each time it becomes active (durable only)."""
 
     # --- life -------------------------------------------------------------------------------
 
@@ -84,19 +91,24 @@ class Subscription:
         self.active = False
 
     async def _run(self) -> None:
+        errors = 0
         while not self._stopping:
             try:
                 await self._step()
+                errors = 0
             except LeaseLost:
                 log.warning("%s: another process took over", self.name)
                 self.active = False
                 self.state = "standby"
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # keep running; the status shows it
+            except Exception as error:  # the store failed, say: keep trying; status shows it
+                errors += 1
                 self.last_error = f"{type(error).__name__}: {error}"
+                if errors >= STALLED_AFTER:
+                    self.state = "stalled"
                 log.exception("%s: %s; trying again", self.name, self.last_error)
-                await self._pause(self.settings.poll_interval)
+                await self._pause(min(self.settings.poll_interval * errors, 30.0))
         self.state = "stopped"
 
     async def _step(self) -> None:
@@ -176,6 +188,8 @@ class Subscription:
                     self.state = "failed"
                     self.last_error = letter.error
         log.info("%s: active at position %d", self.name, self.position)
+        if self.on_activated is not None:
+            await self.on_activated(self)
         return True
 
     async def _renew_if_due(self) -> None:
@@ -204,6 +218,25 @@ class Subscription:
             failing = relevant[failure.index]
             await self.commit(consumer, relevant[: failure.index], failing.position - 1, self.name)
             await self._retry_then_park(failing, failure)
+        except _NOT_THE_EVENTS:
+            raise  # the store, the lease: the loop waits and tries again
+        except Exception as error:
+            # The batch failed as a whole (a document write, an index, the checkpoint):
+            # find the event it fails at, one at a time, and treat it like a handler's.
+            log.warning("%s: a batch failed (%s); looking for the event", self.name, error)
+            await self._one_at_a_time(relevant, page[-1].position)
+
+    async def _one_at_a_time(self, records: list[RecordedEvent], end: int) -> None:
+        for record in records:
+            try:
+                await self.commit(self.consumer, [record], record.position, self.name)
+            except _NOT_THE_EVENTS:
+                raise
+            except Exception as error:
+                failure = error if isinstance(error, HandlerFailed) else HandlerFailed(0, error)
+                await self._retry_then_park(record, failure)
+                return  # the next step goes on from here
+        await self.commit(self.consumer, [], end, self.name)  # it failed no more
 
     async def commit(
         self,
@@ -241,8 +274,12 @@ class Subscription:
             try:
                 await self.commit(self.consumer, [record], record.position, self.name)
                 return
+            except _NOT_THE_EVENTS:
+                raise
             except HandlerFailed as again:
                 failure = again
+            except Exception as error:
+                failure = HandlerFailed(0, error)
         log.error(
             "%s: parked event %s (%s at position %d) after %d attempts: %s",
             self.name,
@@ -309,9 +346,13 @@ class Subscription:
                 await asyncio.wait_for(self.settled.wait(), self.settings.lease_ttl + 1)
         if not self.active:
             lease = await self.read_side.lease(self.name)
+            held = (
+                f"{lease.owner}, whose lease runs until {lease.expires_at.isoformat()}"
+                if lease
+                else "no one at the moment; try again shortly"
+            )
             raise InvalidInput(
-                f"{self.name} is run by another process ({lease.owner if lease else 'unknown'})"
-                " right now; send the command there"
+                f"{self.name} is run by another process ({held}); send the command there"
             )
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         await self._operations.put((operation, future))

@@ -18,7 +18,16 @@ import pydantic
 
 from eventledger import Aggregate, DomainError, Event, applies
 
-Money = Annotated[Decimal, pydantic.Field(ge=0, max_digits=12, decimal_places=2)]
+Money = Annotated[
+    Decimal,
+    pydantic.Field(ge=0, max_digits=12, decimal_places=2),
+    # What the API says it takes: a decimal string with at most two places (numbers
+    # are accepted too).
+    pydantic.WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,2})?$", "examples": ["12.50"]},
+        mode="validation",
+    ),
+]
 Sku = Annotated[
     str,
     pydantic.StringConstraints(

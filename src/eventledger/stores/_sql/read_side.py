@@ -209,7 +209,10 @@ class SqlReadSide:
             f" (id {d.doc_key_type} PRIMARY KEY, doc {d.doc_value_type} NOT NULL)"
         )
         for number, (name, kind) in enumerate(sorted(indexes.items())):
-            index = f'"{table}__i{number}"'
+            # Indexes of the first form (named __iN) could fail on a value of the wrong
+            # kind; the expressions of __xN cannot. Older ones go.
+            await tx.execute(f"DROP INDEX IF EXISTS {d.object_name(f'{table}__i{number}')}")
+            index = f'"{table}__x{number}"'
             await tx.execute(
                 f"CREATE INDEX IF NOT EXISTS {index} ON {d.object_name(table)}"
                 f" (({d.field(name, kind)}))"

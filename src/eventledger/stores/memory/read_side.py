@@ -4,9 +4,10 @@ kept in the log's shared state and changed when a transaction commits."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from eventledger import _json
@@ -16,6 +17,8 @@ from eventledger.stores.base import StoreTransaction
 from eventledger.stores.memory.log import MemoryLog, in_transaction
 
 __all__ = ["MemoryReadSide"]
+
+_NUMBER_LITERAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?")
 
 
 class MemoryReadSide:
@@ -225,17 +228,31 @@ def _value(doc: Mapping[str, Any], name: str, kind: str) -> Any:
 
 
 def _normal(value: Any, kind: str) -> Any:
-    """A value as the SQL stores compare it: numbers as numbers (also from strings)."""
-    if value is None:
-        return None
+    """What a field holds for queries, as the SQL backends read it (see
+    eventledger.projections.documents); None: missing."""
     if kind == "number":
-        try:
-            return Decimal(str(value))
-        except (ArithmeticError, InvalidOperation):
+        if isinstance(value, bool):
             return None
+        if isinstance(value, str):
+            if not _NUMBER_LITERAL.fullmatch(value):
+                return None
+            number = float(value)
+        elif isinstance(value, int | float):
+            number = float(value)
+        else:
+            return None
+        if abs(number) < 1e-300:
+            return 0.0
+        return max(-sys.float_info.max, min(number, sys.float_info.max))
     if kind == "boolean":
-        return bool(value)
-    return str(value)
+        return value if isinstance(value, bool) else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return None
 
 
 def _matches(value: Any, condition: Any, kind: str) -> bool:
@@ -248,9 +265,14 @@ def _matches(value: Any, condition: Any, kind: str) -> bool:
             "<": lambda a, b: a < b,
             "<=": lambda a, b: a <= b,
         }
-        return all(checks[op](value, _normal(bound, kind)) for op, bound in condition.bounds())
+        return all(checks[op](value, _wanted(bound, kind)) for op, bound in condition.bounds())
     if isinstance(condition, list | tuple | set | frozenset):
-        return value in {_normal(option, kind) for option in condition}
+        return value in {_wanted(option, kind) for option in condition}
     if condition is None:
         return value is None
-    return bool(value == _normal(condition, kind))
+    return bool(value == _wanted(condition, kind))
+
+
+def _wanted(value: Any, kind: str) -> Any:
+    """A query's value (checked already) as fields are compared: numbers as doubles."""
+    return float(value) if kind == "number" else value

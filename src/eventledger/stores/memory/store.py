@@ -23,7 +23,7 @@ from eventledger.errors import WrongExpectedVersion
 from eventledger.records import AppendResult, ExpectedVersion, RecordedEvent, Snapshot, StreamInfo
 from eventledger.stores._notify import AppendSignal, signal_for
 from eventledger.stores._repeats import FoundEvent, expected_holds, resolve_repeat
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction, TimeWindow
 from eventledger.stores.memory.log import MemoryLog, MemoryTransaction, log_time, record_events
 
 if TYPE_CHECKING:
@@ -102,11 +102,20 @@ class MemoryStore(EventStore):
         return [s.decode() for s in stored]
 
     async def _read_all_page(
-        self, after: int, size: int, since: datetime | None
+        self, after: int, size: int, window: TimeWindow | None
     ) -> list[RecordedEvent]:
+        # Times never run backwards along the memory log: the window is a range of it.
+        end = after + size
+        if window is not None and window.upto is not None:
+            end = min(end, window.upto)
         with self._log.lock:
-            page = self._log.events[after : after + size]
+            page = self._log.events[after:end]
         return [stored.decode() for stored in page]
+
+    async def _last_position_until(self, until: datetime) -> int | None:
+        with self._log.lock:
+            count = bisect.bisect_right(self._log.times, until)
+        return count or None
 
     async def _first_position_since(self, since: datetime) -> int | None:
         with self._log.lock:

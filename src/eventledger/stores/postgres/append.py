@@ -43,7 +43,7 @@ def append_many_sql(q: str, marker: Marker | None = None) -> str:
         "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
         " u.e->'d', u.e->'m', c.at"
     )
-    unnest = ", jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(e, n)"
+    unnest = ", json_array_elements($3::json) WITH ORDINALITY AS u(e, n)"
     return _append_sql(q, marker, values, unnest, "$4::bigint" if marker else "")
 
 

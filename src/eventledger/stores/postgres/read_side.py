@@ -19,7 +19,7 @@ class PostgresReadSide(SqlReadSide):
         # One statement for the whole batch: ids and documents as two arrays.
         await tx.execute(
             f"INSERT INTO {self.sql.object_name(table)} (id, doc)"
-            " SELECT * FROM unnest($1::text[], $2::text[]::jsonb[])"
+            " SELECT * FROM unnest($1::text[], $2::text[]::json[])"
             " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
             list(upserts),
             [doc.decode() if isinstance(doc, bytes) else doc for doc in upserts.values()],

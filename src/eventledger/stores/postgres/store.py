@@ -63,7 +63,7 @@ from eventledger.stores._repeats import FoundEvent, resolve_repeat
 from eventledger.stores._sql.command_log import SqlCommandLog
 from eventledger.stores._sql.keys import SqlKeyStorage
 from eventledger.stores._sql.processes import SqlProcessStorage
-from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction
+from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction, TimeWindow
 from eventledger.stores.postgres import schema as schema_sql
 from eventledger.stores.postgres.append import (
     EXPECTED_CODES,
@@ -107,9 +107,10 @@ _make_event: Callable[[asyncpg.Record], RecordedEvent] = functools.partial(
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSON travels as text: both directions are then plain C calls (bytes.decode
     # out, orjson.loads in), with no Python function per value.
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=bytes.decode, decoder=_json.loads, format="text"
-    )
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, schema="pg_catalog", encoder=bytes.decode, decoder=_json.loads, format="text"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class Statements:
     tx_append_one: str
     tx_append_many: str
     read_all: str
-    read_all_since: str
+    read_all_window: str
 
     @classmethod
     def for_schema(cls, q: str, marker: schema_sql.Marker) -> Statements:
@@ -136,7 +137,9 @@ class Statements:
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
             " ORDER BY position LIMIT $2",
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
-            " AND recorded_at >= $3 ORDER BY position LIMIT $2",
+            " AND ($3::timestamptz IS NULL OR recorded_at >= $3)"
+            " AND ($4::timestamptz IS NULL OR recorded_at <= $4)"
+            " AND ($5::bigint IS NULL OR position <= $5) ORDER BY position LIMIT $2",
         )
 
 
@@ -367,18 +370,27 @@ class PostgresStore(EventStore):
         return list(map(_make_event, rows))
 
     async def _read_all_page(
-        self, after: int, size: int, since: datetime | None
+        self, after: int, size: int, window: TimeWindow | None
     ) -> list[RecordedEvent]:
         statements = self.statements
-        if since is None:
+        if window is None:
             rows = await self._run(lambda conn: conn.fetch(statements.read_all, after, size))
         else:
+            since, until, upto = window
             rows = await self._run(
-                lambda conn: conn.fetch(statements.read_all_since, after, size, since)
+                lambda conn: conn.fetch(statements.read_all_window, after, size, since, until, upto)
             )
         if len(rows) < size:
             self._watch_horizon()  # at the visible end of the log: is someone holding it?
         return list(map(_make_event, rows))
+
+    async def _last_position_until(self, until: datetime) -> int | None:
+        found: int | None = await self._run(
+            lambda conn: conn.fetchval(
+                f"SELECT max(position) FROM {self._q}.events WHERE recorded_at <= $1", until
+            )
+        )
+        return found
 
     async def _first_position_since(self, since: datetime) -> int | None:
         found: int | None = await self._run(

@@ -4,6 +4,7 @@ the file."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,11 @@ class Connection:
         self._conn = conn
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(work))
+
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> concurrent.futures.Future[T]:
+        """Queue `work` on the connection's thread (calls run in the order submitted)."""
+
         def call() -> T:
             try:
                 if self._conn is None:
@@ -50,7 +56,7 @@ class Connection:
             except sqlite3.DatabaseError as error:
                 raise OperationalError(f"SQLite {self._path}: {error}") from error
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return self._executor.submit(call)
 
     async def close(self) -> None:
         def close() -> None:

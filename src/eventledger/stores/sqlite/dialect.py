@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from eventledger.stores._sql.dialect import Dialect
 
 __all__ = ["EPOCH", "SQLITE", "SqliteDialect", "micros", "moment"]
+
+_DOUBLE_MAX = "1.7976931348623157e308"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,14 +61,39 @@ class SqliteDialect(Dialect):
         return f"{column} IN ({', '.join('?' * len(values))})"
 
     def field(self, name: str, kind: str) -> str:
+        # What a field holds for queries, the same on every backend (see
+        # eventledger.projections.documents): anything else reads as missing (NULL).
+        path = f"'$.{name}'"
+        value = f"json_extract(doc, {path})"
+        kind_of = f"json_type(doc, {path})"
         if kind == "number":
-            # Decimals arrive as JSON strings ("28.00"); compare them as numbers.
-            return f"CAST(json_extract(doc, '$.{name}') AS REAL)"
-        return f"json_extract(doc, '$.{name}')"
+            # JSON numbers, and strings that are JSON number literals ("28.00") with an
+            # exponent of at most three digits; compared as doubles, tiny ones as 0.
+            literal = (
+                f"(json_valid({value}) AND json_type({value}) IN ('integer', 'real')"
+                f" AND {value} = trim({value}, ' ' || char(9, 10, 13))"
+                f" AND NOT lower({value}) GLOB '*e*[0-9][0-9][0-9][0-9]*')"
+            )
+            number = (
+                f"(CASE WHEN {kind_of} IN ('integer', 'real') THEN CAST({value} AS REAL)"
+                f" WHEN {kind_of} = 'text' AND {literal} THEN CAST({value} AS REAL) END)"
+            )
+            return (
+                f"(CASE WHEN abs({number}) < 1e-300 THEN 0.0"
+                f" WHEN {number} > {_DOUBLE_MAX} THEN {_DOUBLE_MAX}"
+                f" WHEN {number} < -{_DOUBLE_MAX} THEN -{_DOUBLE_MAX} ELSE {number} END)"
+            )
+        if kind == "boolean":
+            return f"(CASE {kind_of} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"
+        return (
+            f"(CASE {kind_of} WHEN 'text' THEN {value}"
+            f" WHEN 'integer' THEN CAST({value} AS TEXT)"
+            " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)"
+        )
 
     def field_param(self, value: Any, kind: str) -> Any:
-        if kind == "number" and isinstance(value, Decimal):
-            return float(value)  # the field is compared as REAL
+        if kind == "number":
+            return float(value)  # compared as doubles
         if kind == "boolean":
             return int(value)
         return value

@@ -55,6 +55,7 @@ from eventledger.storage import (
     SqlTables,
 )
 from eventledger.stores._keys import prefix_upper_bound
+from eventledger.stores._locks import LoopLock
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._notify import signal_for
 from eventledger.stores._repeats import (
@@ -67,7 +68,7 @@ from eventledger.stores._sql.command_log import SqlCommandLog
 from eventledger.stores._sql.keys import SqlKeyStorage
 from eventledger.stores._sql.processes import SqlProcessStorage
 from eventledger.stores._sql.read_side import SqlReadSide
-from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction
+from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction, TimeWindow
 from eventledger.stores.sqlite.connection import Connection
 from eventledger.stores.sqlite.dialect import SQLITE, micros, moment
 from eventledger.stores.sqlite.tables import SqliteTables
@@ -145,7 +146,9 @@ class SQLiteStore(EventStore):
         mode = _SYNCHRONOUS[synchronous.lower()]
         self._writer = Connection(path, mode, timeout)
         self._reader = Connection(path, mode, timeout)
-        self._write_lock: asyncio.Lock | None = None  # made in the loop that first writes
+        # One writer connection: appends, snapshots and transactions take turns on it,
+        # from whichever event loop they run in.
+        self._write_lock = LoopLock()
         self._signal = signal_for(f"sqlite://{os.path.realpath(path)}")
 
     @classmethod
@@ -175,7 +178,7 @@ class SQLiteStore(EventStore):
             return result
 
         try:
-            async with self._lock():
+            async with self._write_lock:
                 return await self._writer.run(append)
         except sqlite3.IntegrityError as error:
             if "eventledger_events.id" not in str(error):
@@ -197,15 +200,31 @@ class SQLiteStore(EventStore):
         return await self._reader.run(lambda conn: [_decode(r) for r in conn.execute(sql, params)])
 
     async def _read_all_page(
-        self, after: int, size: int, since: datetime | None
+        self, after: int, size: int, window: TimeWindow | None
     ) -> list[RecordedEvent]:
-        time_filter = "" if since is None else f" AND recorded_at >= {micros(since)}"
+        time_filter = ""
+        if window is not None:
+            if window.since is not None:
+                time_filter += f" AND recorded_at >= {micros(window.since)}"
+            if window.until is not None:
+                time_filter += f" AND recorded_at <= {micros(window.until)}"
+            if window.upto is not None:
+                time_filter += f" AND position <= {int(window.upto)}"
         sql = (
             f"SELECT {_COLUMNS} FROM eventledger_events WHERE position > ?{time_filter}"
             " ORDER BY position LIMIT ?"
         )
         params = (after, size)
         return await self._reader.run(lambda conn: [_decode(r) for r in conn.execute(sql, params)])
+
+    async def _last_position_until(self, until: datetime) -> int | None:
+        found: int | None = await self._reader.run(
+            lambda conn: conn.execute(
+                "SELECT max(position) FROM eventledger_events WHERE recorded_at <= ?",
+                (micros(until),),
+            ).fetchone()[0]
+        )
+        return found
 
     async def _first_position_since(self, since: datetime) -> int | None:
         found: int | None = await self._reader.run(
@@ -288,13 +307,14 @@ class SQLiteStore(EventStore):
             state.decode(),
             micros(datetime.now(UTC)),
         )
-        await self._writer.run(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO eventledger_snapshots (stream_id, version, kind,"
-                " fingerprint, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                row,
+        async with self._write_lock:
+            await self._writer.run(
+                lambda conn: conn.execute(
+                    "INSERT OR REPLACE INTO eventledger_snapshots (stream_id, version, kind,"
+                    " fingerprint, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
             )
-        )
 
     async def _load_snapshot(self, stream_id: str, max_version: int | None) -> Snapshot | None:
         row = await self._reader.run(
@@ -309,17 +329,18 @@ class SQLiteStore(EventStore):
             return None
         return Snapshot(row[0], row[1], row[2], row[3], _json.loads(row[4]), moment(row[5]))
 
-    def _lock(self) -> asyncio.Lock:
-        # One writer connection: appends and read-side transactions take turns on it.
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        return self._write_lock
-
     @asynccontextmanager
     async def _transaction(self, appends: bool) -> AsyncIterator[StoreTransaction]:
         self._check_open()
-        async with self._lock():
-            await self._writer.run(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+        async with self._write_lock:
+            begun = self._writer.submit(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.wrap_future(begun)
+            except asyncio.CancelledError:
+                # Cancelled while BEGIN waited for the file: it may run yet. Whatever it
+                # did is undone next on the same thread, before anyone else's work.
+                self._writer.submit(_roll_back_if_open)
+                raise
             tx = _SQLiteTransaction(self._writer)
             tx.appends_declared = appends
             tx.max_event_size = self.max_event_size
@@ -420,6 +441,11 @@ def _append_locked(
             (stream_id, version, now, now),
         )
     return AppendResult(version, position)
+
+
+def _roll_back_if_open(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _records(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
