@@ -97,7 +97,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 MAX_KEY_LENGTH = 255
 MAX_PAUSE = 0.1
 """The longest pause between two attempts of a command that met a conflict (seconds)."""
-_SCOPE_SEPARATOR = "\x1f"  # never in a key or a scope (both are printable)
+_SCOPE_SEPARATOR = "\x1f"  # never in a key or a scope (neither holds control characters)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class Command(pydantic.BaseModel):
@@ -552,9 +553,15 @@ def _check_key(key: object) -> str | None:
 def _check_id(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > 255 or not value.isprintable():
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 255
+        or _CONTROL.search(value) is not None
+    ):
         raise InvalidInput(
-            f"{name} is a printable string of 1 to 255 characters, not {value!r:.80}"
+            f"{name} is a string of 1 to 255 characters without control characters,"
+            f" not {value!r:.80}"
         )
     return value
 

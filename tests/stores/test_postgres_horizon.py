@@ -152,6 +152,70 @@ async def test_an_idle_transaction_that_wrote_other_tables_here_holds_nobody(
         await stranger.execute(f"DROP TABLE {table}")
 
 
+async def _limit_for(reader: asyncpg.Connection, schema: str, snapshot: str, offset: int) -> int:
+    """The limit a reader computes now for a statement that took `snapshot` earlier."""
+    limit: int = await reader.fetchval(
+        f'SELECT "{schema}".visible_limit_at($1::text::pg_snapshot, $2)', snapshot, offset
+    )
+    return limit
+
+
+async def test_a_transaction_that_ends_after_the_readers_snapshot_holds_only_if_it_wrote(
+    store: EventStore, stranger: asyncpg.Connection, postgres_url: str, postgres_schema_url: str
+) -> None:
+    """A transaction that the reader's snapshot saw running, and that has ended by the
+    time the reader looks at the locks, holds only if it added events (which that
+    snapshot cannot show): one that wrote nothing here, or rolled back, does not.
+    (Seen in CI: a lease renewal committing in that window held a page back.)"""
+    schema = split_url(postgres_schema_url)[1]["schema"]
+    table = f"stranger_{uuid.uuid4().hex[:8]}"
+    await stranger.execute(f"CREATE TABLE {table} (n int)")
+    reader = await asyncpg.connect(split_url(postgres_url)[0])
+    try:
+        offset = await reader.fetchval(f'SELECT xid_offset FROM "{schema}".position_offset')
+
+        async def snapshot_while(begin: str) -> tuple[str, int]:
+            await stranger.execute("BEGIN")
+            await stranger.execute(begin)
+            xid = int(await stranger.fetchval("SELECT pg_current_xact_id()::text"))
+            # A younger transaction commits, so the snapshot lists the stranger as running.
+            await store.append("Younger-1", [NewEvent("Younger", {})])
+            snapshot = await reader.fetchval("SELECT pg_current_snapshot()::text")
+            return snapshot, (xid + offset) << 20
+
+        # Wrote another table, committed: cleared.
+        snapshot, position = await snapshot_while(f"INSERT INTO {table} VALUES (1)")
+        await stranger.execute("COMMIT")
+        assert await _limit_for(reader, schema, snapshot, offset) > position
+
+        # Appended, rolled back: cleared.
+        snapshot, position = await snapshot_while(f'SELECT "{schema}".begin_writing()')
+        await _insert_raw_event(stranger, schema)
+        await stranger.execute("ROLLBACK")
+        assert await _limit_for(reader, schema, snapshot, offset) > position
+
+        # Appended, committed: the snapshot cannot show its event, so it holds.
+        snapshot, position = await snapshot_while(f'SELECT "{schema}".begin_writing()')
+        await _insert_raw_event(stranger, schema)
+        await stranger.execute("COMMIT")
+        assert await _limit_for(reader, schema, snapshot, offset) == position
+        # A statement that starts now sees the event, and nothing holds it.
+        assert len(await _positions(store)) == 4
+    finally:
+        await reader.close()
+        await stranger.execute(f"DROP TABLE {table}")
+
+
+async def _insert_raw_event(conn: asyncpg.Connection, schema: str) -> None:
+    await conn.execute(
+        f'INSERT INTO "{schema}".events (position, id, stream_id, version, type,'
+        " schema_version, data, metadata, recorded_at) VALUES"
+        " ((pg_current_xact_id()::text::bigint"
+        f' + (SELECT xid_offset FROM "{schema}".position_offset)) << 20,'
+        " gen_random_uuid(), 'Raw-1', 1, 'Raw', 1, '{}', '{}', now())"
+    )
+
+
 async def test_a_store_transaction_that_writes_rows_first_declares_itself_a_writer(
     store: EventStore,
 ) -> None:

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from eventledger import NewEvent, Snapshot, open_store
+from eventledger import NewEvent, RecordedEvent, Snapshot, open_store
+from eventledger.projections import Context, DocumentProjection, ProjectionRunner, on
 
 
 @pytest.fixture
@@ -140,4 +142,38 @@ async def test_the_write_lock_serves_tasks_of_other_event_loops(db: Path) -> Non
         assert errors == []
         assert len([e async for e in store.read_all()]) == 60
     finally:
+        await store.close()
+
+
+class Waiting(DocumentProjection):
+    """A handler that waits for the test before it writes its document."""
+
+    name = "waiting"
+    categories = ("Tick",)
+    entered: ClassVar[asyncio.Event]
+    go_on: ClassVar[asyncio.Event]
+
+    @on("Ticked")
+    async def ticked(self, event: RecordedEvent, context: Context) -> None:
+        type(self).entered.set()
+        await type(self).go_on.wait()
+        assert context.docs is not None
+        await context.docs.put(context.aggregate_id, {"seen": True})
+
+
+async def test_a_document_batch_holds_the_file_only_while_it_writes(db: Path) -> None:
+    Waiting.entered, Waiting.go_on = asyncio.Event(), asyncio.Event()
+    store = await open_store(f"sqlite:///{db}")
+    other = await open_store(f"sqlite:///{db}?timeout=1")
+    try:
+        result = await store.append("Tick-1", [NewEvent("Ticked", {})])
+        async with ProjectionRunner(store, [Waiting()], poll_interval=0.05) as runner:
+            await Waiting.entered.wait()
+            # The handler runs; the file is free for everyone else's writes.
+            assert (await other.append("Order-1", [NewEvent("Placed", {})])).version == 1
+            Waiting.go_on.set()
+            await runner.wait_until("waiting", result.position, timeout=10)
+            assert await runner.documents("waiting").get("1") == {"seen": True}
+    finally:
+        await other.close()
         await store.close()

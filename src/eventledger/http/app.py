@@ -148,10 +148,25 @@ def _describe_problems(app: FastAPI, *, secured: bool) -> None:
             components = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
+            for component in components.values():
+                _no_nul_in_text(component)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _no_nul_in_text(schema: Any) -> None:
+    """Say in the schema what the server refuses in every command: text with a NUL
+    character (no store keeps one)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema:
+            schema["pattern"] = "^[^\\u0000]*$"
+        for value in schema.values():
+            _no_nul_in_text(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _no_nul_in_text(value)
 
 
 def service_of(request: Request) -> Service:

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import pydantic
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from eventledger.causation import causal_chain
@@ -38,8 +38,12 @@ def add_routes(app: FastAPI) -> None:
     )
     async def list_streams(
         request: Request,
-        prefix: str | None = Query(None, max_length=255, description="e.g. `Order-`"),
-        after: str | None = Query(None, max_length=255, description="the last id of a page"),
+        prefix: str | None = Query(
+            None, max_length=255, pattern="^[^\x00]*$", description="e.g. `Order-`"
+        ),
+        after: str | None = Query(
+            None, max_length=255, pattern="^[^\x00]*$", description="the last id of a page"
+        ),
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         _: Principal = READ,
     ) -> Response:
@@ -57,7 +61,7 @@ def add_routes(app: FastAPI) -> None:
     )
     async def stream_state(
         request: Request,
-        stream_id: str,
+        stream_id: str = STREAM_ID,
         version: int | None = Query(None, ge=1, le=(1 << 62)),
         at: str | None = time_query(
             "the state as it was then (with version: that version, which must have existed then)"
@@ -88,7 +92,7 @@ def add_routes(app: FastAPI) -> None:
     )
     async def read_stream(
         request: Request,
-        stream_id: str,
+        stream_id: str = STREAM_ID,
         from_version: int | None = Query(None, ge=1, le=(1 << 62)),
         backwards: bool = False,
         limit: int = Query(100, ge=1, le=MAX_PAGE),
@@ -281,6 +285,11 @@ ORDER_BY = Query(
     description="a field (or column) to order by, `-field` for descending; repeat for several",
 )
 _RANGES = ("gt", "gte", "lt", "lte")
+STREAM_ID = Path(
+    pattern=r"^[^\x00-\x1f\x7f-\x9f\s](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s])?$",
+    max_length=255,
+    description="a stream id: no control characters, no white space at either end",
+)
 _RESERVED = {"order_by", "limit", "offset"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
@@ -87,6 +88,7 @@ def _doc(command_type: type[Command]) -> str | None:
 
 
 _PRINTABLE_ASCII = r"^[\x20-\x7e]+$"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _utf8_header(value: str | None, name: str) -> str | None:
@@ -98,8 +100,8 @@ def _utf8_header(value: str | None, name: str) -> str | None:
         text = value.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         raise InvalidInput(f"{name} is UTF-8 text, not {value!r:.80}") from None
-    if not text.isprintable():
-        raise InvalidInput(f"{name} is printable text, not {text!r:.80}")
+    if _CONTROL.search(text):
+        raise InvalidInput(f"{name} is text without control characters, not {text!r:.80}")
     return text
 
 
@@ -138,6 +140,7 @@ def _endpoint(name: str, command_type: type[Command]) -> Any:
             description="ties this command to a request of yours (UTF-8)",
             min_length=1,
             max_length=255,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
         ),
         wait: str | None = Query(
             None,

@@ -3,6 +3,9 @@ is written (part of EventStoreConformance)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from eventledger import EventStore, EventTooLarge, InvalidInput, NewEvent, open_store
@@ -13,7 +16,37 @@ def _with_setting(url: str, key: str, value: str) -> str:
 
 
 class LimitsConformance:
-    """The maximum event size, and the rule that a transaction appends first."""
+    """The maximum event size, the rule that a transaction appends first, time windows
+    and the range of times a store takes."""
+
+    async def test_read_all_until_a_time_ends_at_the_last_event_recorded_then(
+        self, store: EventStore
+    ) -> None:
+        first = await store.append("Order-w1", [NewEvent("A", {}), NewEvent("B", {})])
+        await asyncio.sleep(0.02)
+        middle = datetime.now(UTC)
+        await asyncio.sleep(0.02)
+        await store.append("Order-w2", [NewEvent("C", {})])
+        early = [e.type async for e in store.read_all(until=middle)]
+        assert early == ["A", "B"]
+        window = [e.type async for e in store.read_all(since=middle, until=datetime.now(UTC))]
+        assert window == ["C"]
+        assert [e async for e in store.read_all(until=middle - timedelta(days=1))] == []
+        assert [e async for e in store.read_all(since=middle, until=middle)] == []
+        assert [e async for e in store.read_all(after=first.position, until=middle)] == []
+        with pytest.raises(InvalidInput, match="until"):
+            store.read_all(until=datetime(2026, 1, 1))  # no time zone
+
+    async def test_times_outside_the_years_1_to_9999_in_utc_are_refused(
+        self, store: EventStore
+    ) -> None:
+        early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
+        late = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1)))
+        for moment in (early, late):
+            with pytest.raises(InvalidInput, match="years 1 to 9999"):
+                store.read_all(since=moment)
+            with pytest.raises(InvalidInput, match="years 1 to 9999"):
+                store.read_stream("Order-1", as_of=moment)
 
     async def test_an_event_over_the_size_limit_is_refused_and_nothing_is_written(
         self, store_url: str

@@ -64,7 +64,10 @@ CREATE TRIGGER events_writer_marker
 
 -- The oldest transaction id that may still add events a reader has not seen, as the
 -- first position a reader may not hand out yet: everything below it is final.
--- Three steps, in this order (each a statement of its own, so the order holds):
+-- visible_limit() is called in the statement that reads (an InitPlan evaluated once);
+-- it hands that statement's snapshot and position offset to visible_limit_at(), whose
+-- statements each see the database anew. The steps, in this order (each a statement
+-- of its own, so the order holds):
 --  1. the lock table, read once: running transaction ids whose owner we can see and
 --     that hold no marker (their id's own lock row names a backend; no granted ROW
 --     EXCLUSIVE lock on the events table held by that backend or virtual transaction;
@@ -72,22 +75,24 @@ CREATE TRIGGER events_writer_marker
 --     backend's rows can);
 --  2. prepared transactions: those of another database never hold (they cannot write
 --     this table); those of this one always do (PREPARE moves their locks one by one);
---  3. the snapshot's running ids: an id holds unless step 1 or 2 cleared it and it is
---     still running now (a transaction leaves the running set before it releases its
---     locks, so one still running after step 1 had every lock step 1 saw).
+--  3. the snapshot's running ids, lowest first: an id holds unless step 1 or 2 cleared
+--     it and it is still running now (a transaction leaves the running set before it
+--     releases its locks, so one still running after step 1 had every lock step 1
+--     saw), or it has ended without events: aborted, or visible to a snapshot taken
+--     now (so every row it wrote is too) with no event in its positions.
 -- On a standby the primary's locks cannot be seen: every running id holds.
-CREATE OR REPLACE FUNCTION __SCHEMA__.visible_limit() RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION __SCHEMA__.visible_limit_at(snap pg_snapshot, offs bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    snap pg_snapshot := pg_current_snapshot();
-    offs bigint;
     events oid;
     no_marker bigint[];
     prepared_here bigint[];
     prepared_elsewhere bigint[];
     lowest xid8;
+    state text;
+    settled boolean;
 BEGIN
-    SELECT o.xid_offset INTO offs FROM __SCHEMA__.position_offset o;
     IF pg_is_in_recovery() THEN
         RETURN (pg_snapshot_xmin(snap)::text::bigint + offs) << 20;
     END IF;
@@ -124,14 +129,48 @@ BEGIN
                     FILTER (WHERE p.database <> current_database()), '{}')
       INTO prepared_here, prepared_elsewhere
       FROM pg_prepared_xacts p;
-    SELECT min(x) INTO lowest
-      FROM pg_snapshot_xip(snap) AS x
-     WHERE NOT (
-           (x::text::bigint % 4294967296) = ANY (prepared_elsewhere)
-        OR ((x::text::bigint % 4294967296) = ANY (no_marker)
-            AND NOT (x::text::bigint % 4294967296) = ANY (prepared_here)
-            AND pg_xact_status(x) = 'in progress')
-     );
+    LOOP
+        SELECT min(x) INTO lowest
+          FROM pg_snapshot_xip(snap) AS x
+         WHERE (lowest IS NULL OR x > lowest)
+           AND NOT (
+               (x::text::bigint % 4294967296) = ANY (prepared_elsewhere)
+            OR ((x::text::bigint % 4294967296) = ANY (no_marker)
+                AND NOT (x::text::bigint % 4294967296) = ANY (prepared_here)
+                AND pg_xact_status(x) = 'in progress')
+         );
+        IF lowest IS NULL OR (lowest::text::bigint % 4294967296) = ANY (prepared_here) THEN
+            EXIT;
+        END IF;
+        state := pg_xact_status(lowest);
+        IF state = 'in progress' THEN
+            EXIT;
+        END IF;
+        IF state <> 'aborted' THEN
+            -- One statement, one snapshot: if it shows the transaction as ended, it
+            -- shows every event the transaction wrote. The offset is looked up both as
+            -- the reader saw it and as it is now (a repair may have raised it between).
+            SELECT pg_visible_in_snapshot(lowest, pg_current_snapshot())
+                   AND NOT EXISTS (
+                       SELECT 1 FROM __SCHEMA__.events e, __SCHEMA__.position_offset o
+                        WHERE (e.position >= (lowest::text::bigint + offs) << 20
+                               AND e.position < (lowest::text::bigint + offs + 1) << 20)
+                           OR (e.position >= (lowest::text::bigint + o.xid_offset) << 20
+                               AND e.position < (lowest::text::bigint + o.xid_offset + 1) << 20))
+              INTO settled;
+            IF NOT settled THEN
+                EXIT;
+            END IF;
+        END IF;
+    END LOOP;
     RETURN (coalesce(lowest, pg_snapshot_xmax(snap))::text::bigint + offs) << 20;
 END
+$$;
+
+-- Called in the reading statement: a STABLE SQL function runs with that statement's
+-- snapshot, which it passes on with the offset that snapshot sees.
+CREATE OR REPLACE FUNCTION __SCHEMA__.visible_limit() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT __SCHEMA__.visible_limit_at(pg_current_snapshot(), o.xid_offset)
+      FROM __SCHEMA__.position_offset o
 $$;
