@@ -24,6 +24,7 @@ import asyncpg
 from benchmarks.bench_store import postgres_url
 from eventledger import NewEvent, open_store
 from eventledger.stores.postgres import PostgresStore, split_url
+from eventledger.stores.postgres.store import _init_connection
 from eventledger.stores.postgres.url import PostgresSettings
 
 SCHEMA = "bench_pool"
@@ -57,23 +58,12 @@ async def _store(url: str, theirs: bool) -> PostgresStore:
     if theirs:
         settings = PostgresSettings.from_url(url)
 
-        async def init(conn: asyncpg.Connection) -> None:
-            from eventledger import _json
-
-            await conn.set_type_codec(
-                "jsonb",
-                schema="pg_catalog",
-                encoder=bytes.decode,
-                decoder=_json.loads,
-                format="text",
-            )
-
         pool = await asyncpg.create_pool(
             settings.dsn,
             min_size=1,
             max_size=settings.pool_max_size,
             server_settings=settings.server_settings(),
-            init=init,
+            init=_init_connection,
         )
         await store._pool.close()
         store._pool = AsyncpgPool(pool)  # type: ignore[assignment]
