@@ -19,15 +19,15 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
-def test_the_page_runs(page: Path, tmp_path: Path) -> None:
+def run_page(page: Path, folder: Path) -> None:
+    """Run the page's Python blocks as one script in `folder`; it must succeed."""
     blocks = BLOCK.findall(page.read_text())
     assert blocks, f"{page} has no Python blocks"
-    script = tmp_path / "page.py"
+    script = folder / "page.py"
     script.write_text("\n\n".join(blocks))
     done = subprocess.run(  # noqa: S603
         [sys.executable, str(script)],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         check=False,
@@ -35,3 +35,15 @@ def test_the_page_runs(page: Path, tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},  # the docs run beside the checkout
     )
     assert done.returncode == 0, f"{page.name} failed:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_the_page_runs(page: Path, tmp_path: Path) -> None:
+    run_page(page, tmp_path)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_the_page_runs_again_in_the_same_folder(page: Path, tmp_path: Path) -> None:
+    # What a reader does who tries a page, changes a line and runs it again.
+    run_page(page, tmp_path)
+    run_page(page, tmp_path)

@@ -1,8 +1,11 @@
-"""What happens when a handler fails: retries with backoff, then the dead-letter queue.
+"""What happens when a handler fails: retries with backoff, then the dead-letter queue,
+where the error is kept as one line that says what went wrong.
 
 >>> policy = RetryPolicy(max_attempts=4, initial_delay=0.1, max_delay=1.0, jitter=0)
 >>> [policy.delay(attempt) for attempt in (1, 2, 3)]
 [0.1, 0.2, 0.4]
+>>> describe_error(KeyError("BOOK"))
+"KeyError: 'BOOK'"
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 from eventledger.errors import InvalidInput, ProjectionFailed
 
-__all__ = ["OnFailure", "ProjectionFailed", "RetryPolicy"]
+__all__ = ["OnFailure", "ProjectionFailed", "RetryPolicy", "describe_error"]
 
 
 class OnFailure(enum.Enum):
@@ -49,3 +52,56 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         base = min(self.max_delay, self.initial_delay * float(2 ** (attempt - 1)))
         return base * (1 - self.jitter * random.random())  # noqa: S311 - jitter, not secrets
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as one line, ``Type: message``: how dead letters and status show it.
+
+    An error whose message says nothing is named by what it carries instead: the
+    ``decimal`` module raises errors whose message is a list of classes (its signals),
+    shown by their names (and their docstrings' first lines, when they have them); an
+    error without a message is shown with its type's docstring, when it has one.
+
+    >>> from decimal import Decimal, InvalidOperation
+    >>> try:
+    ...     Decimal(0) / Decimal(0)
+    ... except InvalidOperation as error:
+    ...     print(error)
+    ...     print(describe_error(error))
+    [<class 'decimal.DivisionUndefined'>]
+    InvalidOperation: DivisionUndefined
+    >>> class OutOfPaper(Exception):
+    ...     'The printer needs paper.'
+    >>> describe_error(OutOfPaper())
+    'OutOfPaper: The printer needs paper.'
+    """
+    name = type(error).__name__
+    carried = _carried_classes(error)
+    if carried:
+        text = ", ".join(_named(kind) for kind in carried)
+    else:
+        try:
+            text = str(error).strip()
+        except Exception:  # a broken __str__ must not hide the error itself
+            text = ""
+        text = text or _first_line(type(error).__doc__)
+    return f"{name}: {text}" if text else name
+
+
+def _carried_classes(error: BaseException) -> list[type[BaseException]]:
+    """The exception classes an error's only argument lists (decimal's signals), or []."""
+    if len(error.args) != 1 or not isinstance(error.args[0], list | tuple):
+        return []
+    items = list(error.args[0])
+    if items and all(isinstance(i, type) and issubclass(i, BaseException) for i in items):
+        return items
+    return []
+
+
+def _named(kind: type[BaseException]) -> str:
+    doc = _first_line(kind.__doc__)
+    return f"{kind.__name__} ({doc})" if doc else kind.__name__
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""

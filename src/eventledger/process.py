@@ -352,11 +352,26 @@ class ProcessManager(Projection):
         return len(due)
 
     async def instances(
-        self, store: EventStore, *, status: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        store: EventStore,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[ProcessInstance]:
+        """Instances, most recently changed first. Page with `after`: the last
+        instance's ``(updated_at, instance_id)`` (cheaper than `offset` on long lists)."""
         if status not in (None, ACTIVE, COMPLETED, FAILED):
             raise InvalidInput(f"status is active, completed or failed, not {status!r}")
-        rows = await store.process_storage().list_instances(self.name, status, limit, offset)
+        if after is not None:
+            moment, last = after
+            if not isinstance(moment, datetime) or moment.tzinfo is None:
+                raise InvalidInput(f"after starts with an aware datetime, not {moment!r}")
+            _check_instance_id(last)
+        rows = await store.process_storage().list_instances(
+            self.name, status, limit, offset, after=after
+        )
         return [_public(row) for row in rows]
 
     async def instance(self, store: EventStore, instance_id: str) -> ProcessInstance | None:

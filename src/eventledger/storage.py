@@ -177,8 +177,16 @@ class ReadSideStorage(Protocol):
         """Record a dead letter; returns its id."""
         ...
 
-    async def dead_letters(self, subscription: str | None, status: str | None) -> list[DeadLetter]:
-        """Dead letters, oldest first, optionally of one subscription and status."""
+    async def dead_letters(
+        self,
+        subscription: str | None,
+        status: str | None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, optionally of one subscription and status; with
+        `after` and `limit`, one page (ids above `after`, at most `limit` of them)."""
         ...
 
     async def dead_letter(self, letter_id: int) -> DeadLetter | None: ...
@@ -340,9 +348,16 @@ class ProcessStorage(Protocol):
 
     async def instances(self, process: str, ids: Sequence[str]) -> dict[str, InstanceRow]: ...
     async def list_instances(
-        self, process: str, status: str | None, limit: int, offset: int
+        self,
+        process: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        *,
+        after: tuple[datetime, str] | None = None,
     ) -> list[InstanceRow]:
-        """Instances, most recently updated first (ties by id)."""
+        """Instances, most recently updated first (ties by id). `after` is the last
+        row of the page before, as ``(updated_at, instance_id)``: the page after it."""
         ...
 
     async def save(

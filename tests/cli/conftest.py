@@ -219,7 +219,7 @@ async def settle(
 
 @pytest.fixture
 async def demo_store(store_url: str) -> str:
-    """The demo's sample data (6 orders, one event parked by line_shares), settled."""
+    """The demo's sample data (5 orders, one event parked by line_shares), settled."""
     await settle(demo_application, store_url, demo=True)
     return store_url
 

@@ -71,7 +71,9 @@ async def test_mistakes_about_streams_times_projections_letters_and_keys_are_one
             "error: --app is module:object, not 'eventledger.examples.orders.app'"
         ),
         ("show", "Order-o-1001", "--app", "eventledger.examples.orders.app:Order", *store): (
-            "error: eventledger.examples.orders.app:Order is not an eventledger Application"
+            "error: eventledger.examples.orders.app:Order is the class Order, not an Application;"
+            " name an eventledger Application as module:object (or a function without"
+            " arguments that returns one), e.g. myshop.app:application"
         ),
     }
     if not demo_store.startswith("sqlite"):  # the rest fail before the store matters
@@ -101,6 +103,20 @@ def test_stores_that_cannot_be_opened_are_named(cli: Cli) -> None:
 def test_a_broken_eventledger_toml_is_named(cli: Cli) -> None:
     (cli.folder / "eventledger.toml").write_text('store = "sqlite:///x.db\n', encoding="utf-8")
     assert cli.fails("streams").startswith("error: eventledger.toml is not valid TOML: ")
+
+
+def test_a_key_eventledger_toml_does_not_know_is_named_with_the_known_ones(cli: Cli) -> None:
+    config = cli.folder / "eventledger.toml"
+    config.write_text('stor = "sqlite:///x.db"\n', encoding="utf-8")
+    assert cli.fails("streams") == (
+        f"error: {config} sets 'stor', which eventledger does not know (did you mean"
+        " 'store'?); it takes store, app"
+    )
+    config.write_text('store = "sqlite:///x.db"\nport = 8000\n', encoding="utf-8")
+    assert cli.fails("streams") == (
+        f"error: {config} sets 'port', which eventledger does not know; it takes store, app"
+    )
+    assert list(cli.folder.iterdir()) == [config]  # nothing was opened
 
 
 async def test_a_projection_running_elsewhere_is_left_to_its_runner(

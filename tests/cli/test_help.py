@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -61,6 +62,7 @@ def test_every_command_has_help_with_an_example(cli: Cli) -> None:
         assert example, f"`eventledger {words} --help` shows no example:\n{text}"
         assert example[1].startswith(f"eventledger {words}"), example[1]
         assert "--help" in text
+        assert "<list[" not in text, text  # a metavar a person can read
     for path, text in group_helps.items():
         listed = _commands_section(text)
         assert list(listed) == list(EVERY[path].commands)
@@ -80,6 +82,22 @@ def test_the_top_level_help_lists_every_command_on_one_line_each(cli: Cli) -> No
     # Bare `eventledger` shows the same help, on stderr (click exits 2: no command given).
     assert bare.result().code == 2
     assert _commands_section(bare.result().err) == listed
+
+
+def test_keys_create_help_shows_how_to_give_several_scopes(cli: Cli) -> None:
+    text = cli.ok("keys", "create", "--help").out
+    assert re.search(r"^  --scope SCOPE +One of read, write, admin; repeat", text, re.MULTILINE)
+    assert "--scope read --scope write" in " ".join(text.split())
+
+
+def test_version_prints_the_installed_version(cli: Cli) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        alone, before = pool.map(
+            lambda args: cli.ok(*args), [["--version"], ["--version", "streams"]]
+        )
+    assert alone.out == f"eventledger {importlib.metadata.version('eventledger')}\n"
+    assert before.out == alone.out  # eager: it answers before any command runs
+    assert "--version" in cli.ok("--help").out
 
 
 def _commands_section(text: str) -> dict[str, str]:

@@ -205,6 +205,11 @@ def _no_scope(run: Run, env: dict[str, str]) -> None:
     assert "'admin' scope" in is_problem(run, 403, "forbidden")["detail"]
 
 
+@check('curl -s -i -d \'{"sku": "BOOK"')
+def _not_json(run: Run, env: dict[str, str]) -> None:
+    assert "JSON" in is_problem(run, 415, "unsupported-media-type")["detail"]
+
+
 @check("/commands/AddStock")
 def _add_stock(run: Run, env: dict[str, str]) -> None:
     assert '"replayed":false' in run.output

@@ -29,7 +29,13 @@ MIGRATIONS = [
     (5, "process_managers"),
     (6, "api_keys"),
 ]
-POSTGRES_MIGRATIONS = [*MIGRATIONS, (7, "writer_horizon"), (8, "json_payloads")]
+SQLITE_MIGRATIONS = [*MIGRATIONS, (7, "instance_pages")]
+POSTGRES_MIGRATIONS = [
+    *MIGRATIONS,
+    (7, "writer_horizon"),
+    (8, "json_payloads"),
+    (9, "instance_pages"),
+]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +98,7 @@ async def test_sqlite_schema_is_created_once_and_recorded(tmp_path: Path) -> Non
     with sqlite3.connect(tmp_path / "events.db") as conn:
         versions = conn.execute("SELECT version, name FROM eventledger_schema").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == MIGRATIONS
+    assert versions == SQLITE_MIGRATIONS
     assert mode == "wal"
     store = await open_store(url)
     assert await store.stream_version("Order-1") == 2

@@ -63,7 +63,7 @@ names = st.text(min_size=0, max_size=12)
 # Document texts are written straight to storage here, past the encoder that refuses
 # NUL and lone surrogates (the event payloads above go through it, and may hold them).
 texts = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(codec="utf-8", blacklist_characters="\x00"),
     max_size=20,
 )
 json_scalars = (

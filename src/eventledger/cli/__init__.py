@@ -9,6 +9,7 @@ exit. ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -38,9 +39,33 @@ app = typer.Typer(
 _debug = False
 
 
+def version() -> str:
+    """The installed eventledger's version (the package's own when it is not installed)."""
+    try:
+        return importlib.metadata.version("eventledger")
+    except importlib.metadata.PackageNotFoundError:
+        import eventledger
+
+        return str(getattr(eventledger, "__version__", "unknown"))
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"eventledger {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one line."),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        expose_value=False,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     global _debug
     _debug = debug
@@ -50,13 +75,17 @@ def store_option() -> Any:
     return typer.Option(
         None,
         "--store",
+        metavar="URL",
         help="Store URL (default: $EVENTLEDGER_STORE, eventledger.toml, sqlite:///eventledger.db).",
     )
 
 
 def app_option() -> Any:
     return typer.Option(
-        None, "--app", help="The application, module:object (default: $EVENTLEDGER_APP)."
+        None,
+        "--app",
+        metavar="MODULE:OBJECT",
+        help="The application, module:object (default: $EVENTLEDGER_APP).",
     )
 
 

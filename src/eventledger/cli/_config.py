@@ -1,17 +1,20 @@
 """Where the command line finds its store and application.
 
 A flag wins over an environment variable, which wins over ``eventledger.toml``
-in the working folder (``store = "..."``, ``app = "module:object"``), which wins
-over the default (``sqlite:///eventledger.db``, no application).
+in the working folder (``store = "..."``, ``app = "module:object"``, nothing else),
+which wins over the default (``sqlite:///eventledger.db``, no application).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from eventledger.app import Application
@@ -21,6 +24,8 @@ CONFIG_FILE = "eventledger.toml"
 DEFAULT_STORE = "sqlite:///eventledger.db"
 STORE_ENV = "EVENTLEDGER_STORE"
 APP_ENV = "EVENTLEDGER_APP"
+KNOWN_KEYS = ("store", "app")
+"""What eventledger.toml may set."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,8 @@ class Settings:
     app: str | None
     store_from: str
     """Where the store URL came from (for error messages)."""
+    app_from: str = "--app"
+    """Where the application came from (for error messages)."""
 
 
 def settings(store: str | None, app: str | None) -> Settings:
@@ -41,8 +48,14 @@ def settings(store: str | None, app: str | None) -> Settings:
         chosen, origin = str(file["store"]), CONFIG_FILE
     else:
         chosen, origin = DEFAULT_STORE, "the default"
-    application = app or os.environ.get(APP_ENV) or file.get("app")
-    return Settings(chosen, str(application) if application else None, origin)
+    application: object
+    if app:
+        application, app_origin = app, "--app"
+    elif os.environ.get(APP_ENV):
+        application, app_origin = os.environ[APP_ENV], APP_ENV
+    else:
+        application, app_origin = file.get("app"), CONFIG_FILE
+    return Settings(chosen, str(application) if application else None, origin, app_from=app_origin)
 
 
 def _file_settings() -> dict[str, object]:
@@ -50,9 +63,21 @@ def _file_settings() -> dict[str, object]:
     if not path.is_file():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        found = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise InvalidInput(f"{CONFIG_FILE} is not valid TOML: {error}") from None
+    for key in found:
+        if key not in KNOWN_KEYS:
+            raise InvalidInput(_unknown_key(key, path))
+    return found
+
+
+def _unknown_key(key: str, path: Path) -> str:
+    """A key eventledger.toml does not take, named, with the known ones."""
+    close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    known = ", ".join(KNOWN_KEYS)
+    return f"{path.resolve()} sets {key!r}, which eventledger does not know{hint}; it takes {known}"
 
 
 def require_existing(url: str, origin: str) -> None:
@@ -66,8 +91,9 @@ def require_existing(url: str, origin: str) -> None:
             )
 
 
-def load_application(reference: str | None) -> Application:
-    """The Application named ``module:object``."""
+def load_application(reference: str | None, origin: str | None = None) -> Application:
+    """The Application named ``module:object``: an Application, or a function that takes
+    no arguments and returns one. `origin` says where the name came from (for errors)."""
     if not reference:
         raise InvalidInput(
             f"this needs the application: give --app module:object, set {APP_ENV}, or put"
@@ -75,19 +101,56 @@ def load_application(reference: str | None) -> Application:
         )
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
-        raise InvalidInput(f"--app is module:object, not {reference!r}")
+        raise InvalidInput(f"{origin or '--app'} is module:object, not {reference!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise InvalidInput(f"cannot import {module_name!r} (for {reference}): {error}") from None
-    found = getattr(module, attribute, None)
-    if isinstance(found, type) and not issubclass(found, Application):
-        found = None  # a class, but not an Application's: calling it makes something else
-    if callable(found) and not isinstance(found, Application):
-        found = found()
-    if not isinstance(found, Application):
-        raise InvalidInput(f"{reference} is not an eventledger Application")
-    return found
+    named = f"{reference} (from {origin})" if origin else reference
+    expected = (
+        "name an eventledger Application as module:object (or a function without"
+        " arguments that returns one), e.g. myshop.app:application"
+    )
+    if not hasattr(module, attribute):
+        raise InvalidInput(f"{named}: module {module_name} has no {attribute!r}; {expected}")
+    found = getattr(module, attribute)
+    if isinstance(found, Application):
+        return found
+    foreign_class = isinstance(found, type) and not issubclass(found, Application)
+    if not callable(found) or foreign_class or not _takes_no_arguments(found):
+        raise InvalidInput(f"{named} is {_what(found)}, not an Application; {expected}")
+    made = found()
+    if not isinstance(made, Application):
+        raise InvalidInput(
+            f"{named} is a function that returned {_what(made)}, not an Application; {expected}"
+        )
+    return made
+
+
+def _takes_no_arguments(function: Any) -> bool:
+    try:
+        inspect.signature(function).bind()
+    except TypeError:  # it needs arguments
+        return False
+    except ValueError:  # no signature to read (some builtins): do not guess
+        return False
+    return True
+
+
+def _what(value: object) -> str:
+    """What `value` is, in a few words: ``the class Order``, ``a function dumps``."""
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    if inspect.isroutine(value):
+        needs = "" if _takes_no_arguments(value) else " that needs arguments"
+        return f"a function {getattr(value, '__name__', '?')}{needs}"
+    if inspect.ismodule(value):
+        return f"the module {value.__name__}"
+    return f"{_article(type(value).__name__)} {type(value).__name__}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def write_config(store: str, app: str) -> bool:

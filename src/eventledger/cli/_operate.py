@@ -42,17 +42,25 @@ app.add_typer(dlq, name="dlq", no_args_is_help=True)
 app.add_typer(keys, name="keys", no_args_is_help=True)
 
 
+KEY_ENV = "EVENTLEDGER_KEY"
+
+
 def server_option() -> Any:
     return typer.Option(
         None,
         "--server",
+        metavar="URL",
         help="Ask the server that runs it (its URL) instead of running it here.",
     )
 
 
 def key_option() -> Any:
     return typer.Option(
-        None, "--key", envvar="EVENTLEDGER_KEY", help="An admin API key for --server."
+        None,
+        "--key",
+        envvar=KEY_ENV,
+        metavar="KEY",
+        help="An admin API key for --server.",
     )
 
 
@@ -312,6 +320,13 @@ def _http(server: str, key: str | None, method: str, path: str) -> dict[str, Any
             detail = json.loads(error.read()).get("detail", error.reason)
         except ValueError:
             detail = error.reason
+        if error.code == 401:  # the server's words are for HTTP clients; these for the CLI
+            detail = (
+                f"no API key given: pass --key KEY or set {KEY_ENV} (an admin key: eventledger"
+                " keys create user:you --scope read --scope admin)"
+                if not key
+                else f"the key of --key or {KEY_ENV} was refused ({detail})"
+            )
         raise EventLedgerError(f"{server} answered {error.code}: {detail}") from None
     except urllib.error.URLError as error:
         raise OperationalError(f"cannot reach {server}: {error.reason}") from None
@@ -441,7 +456,10 @@ def dlq_skip(
 def keys_create(
     owner: str = typer.Argument(..., help="Who uses it; the actor of what it does."),
     scope: list[str] = typer.Option(
-        ["read"], "--scope", help=f"One of {', '.join(SCOPES)}; repeat for several."
+        ["read"],
+        "--scope",
+        metavar="SCOPE",
+        help=f"One of {', '.join(SCOPES)}; repeat for several: --scope read --scope write.",
     ),
     store: str | None = store_option(),
     as_json: bool = json_option(),

@@ -1,15 +1,24 @@
-"""Serving: an application over HTTP, and the demo."""
+"""Serving: an application over HTTP, and the demo.
+
+Before a server starts, what would make it fail is checked here, each with one line
+that says what to do: the address to listen on (a port in use, say) and the store
+(a file that is not a database, a database that does not answer).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
+import socket
 from typing import Any
 
 import typer
 
+from eventledger.app import Application
 from eventledger.cli import _config, app, run, store_option
 from eventledger.cli._output import Output
-from eventledger.errors import InvalidInput
+from eventledger.errors import EventLedgerError, InvalidInput, OperationalError
 
 DEMO_APP = "eventledger.examples.orders.demo:application"
 _ENV_ANONYMOUS = "EVENTLEDGER_ANONYMOUS"
@@ -21,7 +30,8 @@ def _uvicorn() -> Any:
         import uvicorn
     except ImportError:
         raise InvalidInput(
-            "serving needs the server extra: pip install 'eventledger[server]'"
+            "serving needs eventledger's server extra (FastAPI, uvicorn): in a clone of"
+            " eventledger, pip install -e '.[server]'"
         ) from None
     return uvicorn
 
@@ -58,8 +68,10 @@ def serve(
                 "serve needs the application: eventledger serve module:object, or set"
                 f' {_config.APP_ENV}, or put app = "module:object" in {_config.CONFIG_FILE}'
             )
-        _config.load_application(settings.app)  # fail here, clearly, not in a worker
-        assert settings.app is not None
+        # Fail here, clearly, not in a worker.
+        served = _config.load_application(settings.app, settings.app_from)
+        check_listen(host, port)
+        await check_store(served, settings.store, settings.store_from)
         return settings.store, settings.app
 
     store_url, reference = run(check, out)
@@ -68,7 +80,15 @@ def serve(
     os.environ[_config.APP_ENV] = reference
     os.environ[_ENV_ANONYMOUS] = "1" if anonymous else ""
     os.environ[_ENV_NO_PROJECTIONS] = "1" if no_projections else ""
-    out.note(f"serving {reference} on {store_url} at http://{host}:{port} (docs: /docs)")
+    # One secret signs the admin page's sessions in every worker (a session made by one
+    # is good in the others); set it yourself so that sessions outlive a restart.
+    from eventledger.admin.session import SECRET_ENV
+
+    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(32))
+    out.note(
+        f"serving {reference} on {store_url} at http://{host}:{port}"
+        " (admin page: /admin, API docs: /docs)"
+    )
     uvicorn.run(
         "eventledger.cli._serve:make_app",
         factory=True,
@@ -113,8 +133,15 @@ def demo(
     from eventledger.http import create_app
 
     out = Output(False)
-    settings = _config.settings(store, None)
     uvicorn = _uvicorn()
+
+    async def check() -> _config.Settings:
+        settings = _config.settings(store, None)
+        check_listen(host, port)  # before a store, a file or a banner is made
+        await check_store(application, settings.store, settings.store_from)
+        return settings
+
+    settings = run(check, out)
     if _config.write_config(settings.store, DEMO_APP):
         out.note(f"wrote {_config.CONFIG_FILE}: eventledger commands here use this store")
     base = f"http://{host}:{port}"
@@ -129,9 +156,81 @@ def demo(
     out.note("stopped; everything is saved")
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on, before anything else is done."""
+    if port == 0:  # any free port: the system picks one
+        return
+    error = _bind_error(host, port)
+    if error is not None:
+        raise OperationalError(_cannot_listen(host, port, error))
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """Why `host`:`port` cannot be listened on (None: it can). Binds it as the server
+    will (``SO_REUSEADDR``, one socket per address of `host`), then lets it go."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return error
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio's server does
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return error
+    return None
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return (
+            f"cannot listen on --host {host}: {error.strerror}; pass an address of this"
+            " machine, e.g. --host 127.0.0.1"
+        )
+    if error.errno == errno.EADDRINUSE:
+        free = next(
+            (n for n in range(port + 1, min(port + 21, 65536)) if _bind_error(host, n) is None),
+            None,
+        )
+        return (
+            f"port {port} is in use on {host} (another server, or a demo already running?):"
+            f" stop it, or pass --port {free or 'N'}"
+        )
+    if error.errno == errno.EACCES:
+        return f"port {port} needs privileges here: pass --port N with N above 1023"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {host}: it is not an address of this machine; pass"
+            " --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)"
+        )
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"
+
+
+async def check_store(application: Application, url: str, origin: str) -> None:
+    """Start `application` on the store without its projections and stop it again (the
+    schema is created or upgraded, as the server would): a store that cannot be opened,
+    or cannot keep what the application needs, is one line, not a server's failed start."""
+    try:
+        async with application.run(url, projections=False):
+            pass
+    except InvalidInput:
+        raise  # a URL no store takes, a feature the store lacks: said plainly already
+    except (EventLedgerError, OSError) as error:
+        raise OperationalError(
+            f"cannot open the store (from {origin}): {error}; check that the database runs"
+            " and the file or URL is right, or pass another with --store URL"
+        ) from None
+
+
 def _banner(store: str, base: str, seeded: bool, host: str) -> str:
+    # Every URL in quotes: zsh takes an unquoted ? for a pattern.
+    # The README's tour sends the same (with the same key: a repeat, not a conflict).
     place = (
-        f'curl -s -X POST {base}/commands/PlaceOrder -H "Content-Type: application/json" -d'
+        f"curl -s -X POST '{base}/commands/PlaceOrder?wait=order_list'"
+        " -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' -d"
         ' \'{"order_id": "o-2001", "customer_id": "you", "lines":'
         ' [{"sku": "BOOK", "quantity": 1, "unit_price": "12.50"}]}\''
     )
@@ -140,10 +239,11 @@ def _banner(store: str, base: str, seeded: bool, host: str) -> str:
         f"eventledger demo: the Orders example on {store}",
         "",
         f"  API, with interactive docs   {base}/docs",
-        f"  live events                   curl -N {base}/events/live?after=0",
+        f"  live events                   curl -N '{base}/events/live?after=0'",
         "",
-        "Seeded: stock for 4 products, orders in every state, and one event in the"
-        " dead-letter queue."
+        "Seeded: stock for 4 products, five orders (one in each state: created, paid,"
+        " shipped, delivered, cancelled; the process cancels the unpaid one after 30"
+        " minutes) and one event in the dead-letter queue."
         if seeded
         else "Serving what the store holds (sample data is only added to an empty store).",
         "",
@@ -153,7 +253,7 @@ def _banner(store: str, base: str, seeded: bool, host: str) -> str:
         "  eventledger tail",
         "  eventledger projections status",
         "  eventledger dlq list",
-        f"  curl -s {base}/read-models/order_list/documents?status=shipped",
+        f"  curl -s '{base}/read-models/order_list/documents?status=shipped'",
         f"  {place}",
         "",
         "No API keys: anyone who reaches this server can do anything."

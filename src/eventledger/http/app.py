@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from eventledger.admin import add_admin, start_admin, stop_admin
 from eventledger.app import Application, Service
 from eventledger.errors import InvalidInput
 from eventledger.http import models, problems
@@ -55,6 +56,9 @@ def create_app(
     max_body_bytes: int = 1 << 20,
     keepalive_seconds: float = 15.0,
     on_start: Callable[[Service], Awaitable[None]] | None = None,
+    admin: bool = True,
+    session_secret: str | bytes | None = None,
+    admin_sample_seconds: float = 5.0,
 ) -> FastAPI:
     """The app serving `application` on `store` (a URL, or an open store).
 
@@ -62,6 +66,10 @@ def create_app(
     `authenticator` is given. ``allow_anonymous=True`` serves everyone with
     every scope: for local development only (a warning says so at start).
     `on_start` runs once the service is up, before the first request is served.
+    With `admin` (the default) the app also serves the admin page at ``/admin``, a
+    landing page at ``/`` and the API docs at ``/docs`` from files in the package;
+    `session_secret` signs the page's login sessions (default:
+    ``$EVENTLEDGER_SESSION_SECRET``, or one made at start).
     """
     if authenticator is not None and allow_anonymous:
         raise InvalidInput("give an authenticator or allow anonymous access, not both")
@@ -81,11 +89,14 @@ def create_app(
             )
         else:
             app.state.authenticator = authenticator or ApiKeyAuthenticator(ApiKeys(service.store))
+        if admin:
+            start_admin(app, service, admin_sample_seconds)
         try:
             if on_start is not None:
                 await on_start(service)
             yield
         finally:
+            await stop_admin(app)
             await close_feeds(app)
             await cancel_rebuilds(app)
             await service.stop()
@@ -95,6 +106,8 @@ def create_app(
         description=DESCRIPTION,
         version="1",
         lifespan=lifespan,
+        docs_url=None if admin else "/docs",
+        redoc_url=None,
         responses={
             "4XX": {"model": problems.Problem, "description": "A problem with the request"},
             "5XX": {"model": problems.Problem, "description": "A problem on the server"},
@@ -109,6 +122,8 @@ def create_app(
     add_read_routes(app)
     add_operation_routes(app)
     _add_health(app)
+    if admin:
+        add_admin(app, secret=session_secret)
     app.add_middleware(LimitBody, max_bytes=max_body_bytes)
     app.add_middleware(AuthenticateFirst)  # outermost: before any body is read
     return app

@@ -19,7 +19,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from eventledger.http.keys import ApiKeys
 from eventledger.http.problems import HttpProblem
 
-__all__ = ["ApiKeyAuthenticator", "AuthenticateFirst", "Authenticator", "Principal", "require"]
+__all__ = [
+    "ApiKeyAuthenticator",
+    "AuthenticateFirst",
+    "Authenticator",
+    "CookieSessions",
+    "Principal",
+    "require",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,14 @@ ANONYMOUS = Principal("anonymous", frozenset({"read", "write", "admin"}))
 
 class Authenticator(Protocol):
     async def authenticate(self, request: Request) -> Principal | None: ...
+
+
+class CookieSessions(Protocol):
+    """Who a request's session cookie speaks for (the admin page's login); None when it
+    has no valid session. A request that changes something must also carry the
+    session's CSRF token (``X-CSRF-Token``), or it is refused."""
+
+    async def principal(self, request: Request) -> Principal | None: ...
 
 
 class ApiKeyAuthenticator:
@@ -74,6 +89,9 @@ async def authorise(request: Request, scope: str) -> Principal:
         return ANONYMOUS
     early: Principal | None = getattr(request.state, "principal", None)
     principal = early or await authenticator.authenticate(request)
+    sessions: CookieSessions | None = getattr(request.app.state, "sessions", None)
+    if principal is None and sessions is not None and presented_key(request) is None:
+        principal = await sessions.principal(request)
     if principal is None:
         missing = presented_key(request) is None
         raise Unauthorized(

@@ -120,6 +120,26 @@ class ApiKeys:
         self._cache[presented] = (now, found)
         return found
 
+    async def active(self, key_id: str) -> ApiKey | None:
+        """The key with this id if it is still active (remembered like `verify`): how a
+        session made with a key finds out that the key was revoked."""
+        now = time.monotonic()
+        cached = self._cache.get(f"id:{key_id}")
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        stored = await self._storage.get_key(key_id)
+        found = None if stored is None or stored.revoked_at else _public(stored)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[f"id:{key_id}"] = (now, found)
+        return found
+
+    @staticmethod
+    def id_of(presented: str) -> str | None:
+        """The id part of a full key (``el_<id>_<secret>``), if it looks like one."""
+        match = _KEY.fullmatch(presented) if isinstance(presented, str) else None
+        return match.group(1) if match else None
+
     async def _verify(self, presented: str) -> ApiKey | None:
         match = _KEY.fullmatch(presented) if isinstance(presented, str) else None
         if match is None:

@@ -17,6 +17,7 @@ from eventledger.http import models
 from eventledger.http.auth import Principal, require
 from eventledger.http.problems import HttpProblem, Problem
 from eventledger.process import ProcessManager
+from eventledger.projections import ProjectionRunner, ProjectionStatus
 
 log = logging.getLogger("eventledger.http")
 
@@ -73,23 +74,7 @@ def add_routes(app: FastAPI) -> None:
         responses=ERRORS,
     )
     async def rebuild(request: Request, name: str, _: Principal = ADMIN) -> Response:
-        runner = known(request, name)
-        if not runner.get(name).rebuildable:
-            raise InvalidInput(f"{name} is a process manager: a rebuild would send its commands")
-        running: dict[str, asyncio.Task[None]] = request.app.state.rebuilds
-        (current,) = await runner.status(name)
-        if current.rebuild is not None or (name in running and not running[name].done()):
-            raise HttpProblem(409, "rebuilding", "Rebuilding already", f"{name} is rebuilding")
-        task = asyncio.ensure_future(runner.rebuild(name))
-        task.add_done_callback(lambda t: _log_outcome(name, t))
-        running[name] = task
-        for _attempt in range(100):  # answer once the worker started it, so the status shows it
-            (after,) = await runner.status(name)
-            if after.rebuild is not None or after.generation != current.generation:
-                break
-            if task.done():
-                task.result()  # it failed at once: say why
-            await asyncio.sleep(0.01)
+        after = await start_rebuild(request.app, known(request, name), name)
         return JSON(models.status_json(after), status_code=202)
 
     @app.post(
@@ -205,7 +190,29 @@ def add_routes(app: FastAPI) -> None:
         return JSON(models.instance_json(found))
 
 
-def _log_outcome(name: str, task: asyncio.Task[None]) -> None:
+async def start_rebuild(app: Any, runner: ProjectionRunner, name: str) -> ProjectionStatus:
+    """Start rebuilding `name` in the background; its status once the worker took it up
+    (so that the answer shows the rebuild). Shared by the API and the admin page."""
+    if not runner.get(name).rebuildable:
+        raise InvalidInput(f"{name} is a process manager: a rebuild would send its commands")
+    running: dict[str, asyncio.Task[int]] = app.state.rebuilds
+    (current,) = await runner.status(name)
+    if current.rebuild is not None or (name in running and not running[name].done()):
+        raise HttpProblem(409, "rebuilding", "Rebuilding already", f"{name} is rebuilding")
+    task = asyncio.ensure_future(runner.rebuild(name))
+    task.add_done_callback(lambda t: _log_outcome(name, t))
+    running[name] = task
+    for _attempt in range(100):  # answer once the worker started it, so the status shows it
+        (after,) = await runner.status(name)
+        if after.rebuild is not None or after.generation != current.generation:
+            break
+        if task.done():
+            task.result()  # it failed at once: say why
+        await asyncio.sleep(0.01)
+    return after
+
+
+def _log_outcome(name: str, task: asyncio.Task[int]) -> None:
     if task.cancelled():
         return
     error = task.exception()

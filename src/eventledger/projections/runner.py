@@ -234,11 +234,14 @@ class ProjectionRunner:
         subscription = self.subscription(name)
         await subscription.submit(lambda: rebuild.reset(subscription, self.scope))
 
-    async def dead_letters(self, name: str | None = None) -> list[DeadLetter]:
-        """Events parked after their handler kept failing (not yet retried or skipped)."""
+    async def dead_letters(
+        self, name: str | None = None, *, after: int = 0, limit: int | None = None
+    ) -> list[DeadLetter]:
+        """Events parked after their handler kept failing (not yet retried or skipped),
+        oldest first; `after` (a letter id) and `limit` give one page."""
         if name is not None:
             self.subscription(name)
-        return await self.scope.read_side.dead_letters(name, "parked")
+        return await self.scope.read_side.dead_letters(name, "parked", after=after, limit=limit)
 
     async def retry(self, name: str, letter_id: int) -> None:
         """Apply a parked event again (after a fix); a stopped projection goes on."""

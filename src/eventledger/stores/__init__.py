@@ -93,7 +93,8 @@ async def open_store(url: str) -> EventStore:
                 if error.name != "asyncpg":
                     raise
                 raise UnsupportedStoreURL(
-                    "PostgreSQL needs the asyncpg driver: pip install 'eventledger[postgres]'"
+                    "PostgreSQL needs the asyncpg driver: install eventledger with the"
+                    " postgres extra (from a clone: pip install -e '.[postgres]')"
                 ) from None
     if opener is not None:
         url, max_event_size = _take_common_settings(url)

@@ -56,6 +56,7 @@ class TimeWindow(NamedTuple):
 DEFAULT_PAGE_SIZE = 500
 MAX_LIST_LIMIT = 10_000
 MAX_VERSION = (1 << 63) - 1
+MAX_POSITION = (1 << 63) - 1
 
 
 class StoreTransaction(abc.ABC):
@@ -437,12 +438,18 @@ class EventStore(abc.ABC):
         count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT * 10)
         return await self._read_correlated(correlation_id, count)
 
-    async def count_events(self, *, after: int = 0, limit: int | None = None) -> int:
-        """How many events a reader can see after position `after` (at most `limit`)."""
+    async def count_events(
+        self, *, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> int:
+        """How many events a reader can see after position `after` and, when given, at or
+        before position `upto` (at most `limit`)."""
         self._check_open()
         start = check.check_int(after, "after", minimum=0)
+        end = check.check_optional_int(upto, "upto", minimum=0)
         cap = check.check_optional_int(limit, "limit", minimum=0)
-        return await self._count_events(start, cap)
+        if end is not None and end <= start:
+            return 0
+        return await self._count_events(start, MAX_POSITION if end is None else end, cap)
 
     async def horizon(self) -> Horizon:
         """How far readers can see now, and who holds them back if anyone does (on
@@ -609,7 +616,7 @@ class EventStore(abc.ABC):
     async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]: ...
 
     @abc.abstractmethod
-    async def _count_events(self, after: int, limit: int | None) -> int: ...
+    async def _count_events(self, after: int, upto: int, limit: int | None) -> int: ...
 
     @abc.abstractmethod
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None: ...

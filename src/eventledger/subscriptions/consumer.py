@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from eventledger.failures import RetryPolicy
+from eventledger.failures import RetryPolicy, describe_error
 from eventledger.records import Horizon, RecordedEvent
 from eventledger.stores.base import StoreTransaction
 
@@ -31,7 +31,7 @@ class HandlerFailed(Exception):
         super().__init__(str(error))
         self.index = index
         self.error = error
-        self.text = f"{type(error).__name__}: {error}"
+        self.text = describe_error(error)
         self.trace = "".join(traceback.format_exception(error))
 
 

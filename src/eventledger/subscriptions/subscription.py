@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from eventledger.errors import InvalidInput, LeaseLost, OperationalError, ProjectionFailed
-from eventledger.failures import OnFailure
+from eventledger.failures import OnFailure, describe_error
 from eventledger.records import Horizon, RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
 from eventledger.stores.base import EventStore, StoreTransaction
@@ -104,7 +104,7 @@ class Subscription:
                 raise
             except Exception as error:  # the store failed, say: keep trying; status shows it
                 errors += 1
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error = describe_error(error)
                 if errors >= STALLED_AFTER:
                     self.state = "stalled"
                 log.exception("%s: %s; trying again", self.name, self.last_error)

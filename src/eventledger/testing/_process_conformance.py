@@ -155,6 +155,33 @@ class ProcessStorageConformance(OpensStore):
         assert await processes.list_instances("fulfilment", None, 10, 5) == []
         assert await processes.list_instances("shipping", None, 10, 0) == []
 
+    async def test_instances_are_paged_after_the_last_one_seen(
+        self, store: EventStore, processes: ProcessStorage
+    ) -> None:
+        rows = [
+            _instance("o-1", "active", 10),
+            _instance("o-2", "completed", 30),
+            _instance("o-3", "active", 20),
+            _instance("o-4", "active", 20),  # ties by id
+            _instance("o-5", "failed", 5),
+        ]
+        async with store.transaction() as tx:
+            await processes.save(tx, rows, [], [])
+        seen: list[str] = []
+        after = None
+        while True:
+            page = await processes.list_instances("fulfilment", None, 2, 0, after=after)
+            if not page:
+                break
+            seen += _ids(page)
+            after = (page[-1].updated_at, page[-1].instance_id)
+        assert seen == ["o-2", "o-3", "o-4", "o-1", "o-5"]
+        third = next(r for r in rows if r.instance_id == "o-3")
+        after_tie = await processes.list_instances(
+            "fulfilment", "active", 10, 0, after=(third.updated_at, "o-3")
+        )
+        assert _ids(after_tie) == ["o-4", "o-1"]
+
     # --- deadlines ----------------------------------------------------------------------
 
     async def test_due_deadlines_come_earliest_first(

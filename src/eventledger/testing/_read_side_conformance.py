@@ -247,6 +247,12 @@ class ReadSideConformance(DocumentConformance):
         assert [letter.id for letter in orders] == [ids[0], ids[2], ids[4], *more]
         assert [letter.position for letter in orders] == [1, 3, 5, 6, 7]
         assert await read_side.dead_letters("unknown", None) == []
+        # One page at a time: ids above `after`, at most `limit`.
+        page = await read_side.dead_letters("orders", None, after=ids[0], limit=2)
+        assert [letter.id for letter in page] == [ids[2], ids[4]]
+        rest = await read_side.dead_letters("orders", None, after=ids[4], limit=10)
+        assert [letter.id for letter in rest] == more
+        assert await read_side.dead_letters(None, None, after=more[-1]) == []
 
     async def test_resolving_a_dead_letter_sets_its_status_and_time(
         self, store: EventStore, read_side: ReadSideStorage

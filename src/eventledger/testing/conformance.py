@@ -386,6 +386,21 @@ class EventStoreConformance(TransactionConformance, LookupConformance, LimitsCon
     async def test_head_position_of_an_empty_store_is_zero(self, store: EventStore) -> None:
         assert await store.head_position() == 0
         assert await _all(store) == []
+        assert await store.count_events() == 0
+
+    async def test_events_are_counted_between_two_positions(self, store: EventStore) -> None:
+        await store.append("Order-1", _events(3))
+        await store.append("Order-2", _events(2))
+        positions = [e.position for e in await _all(store)]
+        assert await store.count_events() == 5
+        assert await store.count_events(after=positions[1]) == 3
+        assert await store.count_events(after=positions[1], upto=positions[3]) == 2
+        assert await store.count_events(upto=positions[0]) == 1
+        assert await store.count_events(after=positions[1], limit=2) == 2
+        assert await store.count_events(after=positions[3], upto=positions[3]) == 0
+        assert await store.count_events(after=positions[4], upto=positions[0]) == 0
+        with pytest.raises(InvalidInput, match="upto"):
+            await store.count_events(upto=-1)
 
     # --- listing streams -------------------------------------------------------------------
 

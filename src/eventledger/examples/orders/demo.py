@@ -1,34 +1,51 @@
 """The demo: the Orders service with sample data, and one read model with a bug.
 
 ``eventledger demo`` serves :data:`application` and, on a fresh store, calls
-:func:`seed`: stock for four products and orders in every state. One read model,
-``line_shares``, has a deliberate bug (it forgets that an order can be free),
-so the dead-letter queue has something to show.
+:func:`seed`: stock for four products and five orders, one in each state an order
+can be in (:data:`SEEDED`). One read model, ``line_shares``, has a deliberate bug
+(it forgets that an order can be free), so the dead-letter queue has something to
+show.
+
+The demo's fulfilment process is the Orders example's with one rule more: a paid
+order over 100.00 waits for someone to check it and ship it by hand
+(``POST /commands/ShipOrder``), which is how the demo keeps an order in the paid state.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from eventledger import Application, Command, Service
 from eventledger.examples.orders.commands import (
     AddStock,
-    CancelOrder,
     DeliverOrder,
     PayOrder,
     PlaceOrder,
     handlers,
 )
-from eventledger.examples.orders.domain import Order, OrderCreated, OrderLine
-from eventledger.examples.orders.fulfilment import OrderFulfilment
+from eventledger.examples.orders.domain import (
+    Order,
+    OrderCreated,
+    OrderLine,
+    OrderPaid,
+    OrderStatus,
+)
+from eventledger.examples.orders.fulfilment import FulfilmentState, OrderFulfilment
 from eventledger.examples.orders.read_models import CustomerOrders, DailySales, OrderList
 from eventledger.examples.orders.stock import StockItem
+from eventledger.process import Process
 from eventledger.projections import Context, DocumentProjection, OnFailure, RetryPolicy, on
 
 
+class UndefinedShare(ArithmeticError):
+    """A share of a total of zero: the order is free."""
+
+
 class LineShares(DocumentProjection):
-    """What share of each order's total each line makes. Its bug: a free order (total 0)
-    divides by zero. Its policy parks such events and goes on (`OnFailure.SKIP`)."""
+    """What share of each order's total each line makes. Its bug: it forgets that an
+    order can be free, and fails on one (a share of a total of zero is undefined). Its
+    policy parks such events and goes on (`OnFailure.SKIP`)."""
 
     name = "line_shares"
     categories = ("Order",)
@@ -38,15 +55,38 @@ class LineShares(DocumentProjection):
     async def created(self, event: OrderCreated, context: Context) -> None:
         assert context.docs is not None
         total = sum((line.total for line in event.lines), Decimal(0))
+        if total == 0:  # what dividing by it would fail on, said in words
+            raise UndefinedShare(
+                f"order {context.aggregate_id} costs {total}: a line's share of a total of"
+                " zero is undefined (line_shares does not handle free orders)"
+            )
         shares = {line.sku: str(round(line.total / total, 4)) for line in event.lines}
         await context.docs.put(context.aggregate_id, {"shares": shares})
+
+
+class DemoFulfilment(OrderFulfilment):
+    """The Orders example's fulfilment process, except that a paid order over
+    `review_above` is not shipped: it waits, paid, for someone to check it and ship it
+    by hand (``ShipOrder``)."""
+
+    name = "order_fulfilment"
+    category = "OrderFulfilment"  # the same process, whose deadlines live in these streams
+    review_above: ClassVar[Decimal] = Decimal("100.00")
+
+    @on
+    def paid(self, event: OrderPaid, process: Process[FulfilmentState]) -> None:
+        if event.amount <= self.review_above:
+            super().paid(event, process)
+            return
+        process.cancel_timeout("payment")
+        process.state.paid = True
 
 
 application = Application(
     "orders-demo",
     commands=handlers,
     aggregates=[Order, StockItem],
-    projections=[OrderList, CustomerOrders, DailySales, OrderFulfilment, LineShares],
+    projections=[OrderList, CustomerOrders, DailySales, DemoFulfilment, LineShares],
     snapshot_every={StockItem: 100},
 )
 
@@ -55,9 +95,20 @@ def _line(sku: str, quantity: int, price: str) -> OrderLine:
     return OrderLine(sku=sku, quantity=quantity, unit_price=Decimal(price))
 
 
+SEEDED: dict[str, OrderStatus] = {
+    "o-1001": OrderStatus.CREATED,
+    "o-1002": OrderStatus.PAID,
+    "o-1003": OrderStatus.DELIVERED,
+    "o-1004": OrderStatus.CANCELLED,
+    "o-1005": OrderStatus.SHIPPED,
+}
+"""The orders :func:`seed` makes, and the state each is left in: one in each state an
+order can be in. The process cancels o-1001 when it is still unpaid 30 minutes later."""
+
+
 async def seed(service: Service) -> bool:
-    """Sample data for an empty store: stock, and orders in every state. False (and
-    nothing written) when the store has events already."""
+    """Sample data for an empty store: stock, and the orders of :data:`SEEDED`. False
+    (and nothing written) when the store has events already."""
     if await service.store.head_position() > 0:
         return False
 
@@ -70,24 +121,21 @@ async def seed(service: Service) -> bool:
 
     for sku, quantity in (("BOOK", 40), ("PEN", 200), ("MUG", 25), ("LAMP", 3)):
         await send(AddStock(sku=sku, quantity=quantity))
-    # Placed, waiting for payment (the process cancels it if unpaid in 30 minutes).
+    # Created: placed, waiting for payment (the process cancels it if unpaid in 30 minutes).
     await send(
         PlaceOrder(order_id="o-1001", customer_id="alice", lines=[_line("BOOK", 2, "12.50")])
     )
-    # Paid: the process ships it.
-    await send(PlaceOrder(order_id="o-1002", customer_id="bob", lines=[_line("PEN", 10, "1.20")]))
-    await send(PayOrder(order_id="o-1002", amount=Decimal("12.00"), payment_id="pay-1002"))
-    # Paid, shipped and delivered.
+    # Paid: over 100.00, so it waits for someone to check it and ship it.
+    await send(PlaceOrder(order_id="o-1002", customer_id="bob", lines=[_line("MUG", 15, "8.00")]))
+    await send(PayOrder(order_id="o-1002", amount=Decimal("120.00"), payment_id="pay-1002"))
+    # Delivered: paid, shipped by the process, then delivered.
     lines = [_line("BOOK", 1, "12.50"), _line("MUG", 2, "8.00")]
     await send(PlaceOrder(order_id="o-1003", customer_id="carol", lines=lines))
     await send(PayOrder(order_id="o-1003", amount=Decimal("28.50"), payment_id="pay-1003"))
     await send(DeliverOrder(order_id="o-1003"))
-    # Cancelled by the customer: the process gives the stock back.
-    await send(PlaceOrder(order_id="o-1004", customer_id="dave", lines=[_line("MUG", 1, "8.00")]))
-    await send(CancelOrder(order_id="o-1004", reason="ordered by mistake"))
-    # More lamps than there are: the process cancels it.
-    await send(PlaceOrder(order_id="o-1005", customer_id="erin", lines=[_line("LAMP", 5, "40.00")]))
-    # A free sample: fine for the shop, but line_shares divides by its zero total.
-    await send(PlaceOrder(order_id="o-1006", customer_id="frank", lines=[_line("PEN", 1, "0.00")]))
-    await send(PayOrder(order_id="o-1006", amount=Decimal("0.00"), payment_id="pay-1006"))
+    # Cancelled: more lamps than there are, so the process cancels it.
+    await send(PlaceOrder(order_id="o-1004", customer_id="dave", lines=[_line("LAMP", 5, "40.00")]))
+    # Shipped: a free sample, paid and shipped by the process; line_shares parks it.
+    await send(PlaceOrder(order_id="o-1005", customer_id="erin", lines=[_line("PEN", 1, "0.00")]))
+    await send(PayOrder(order_id="o-1005", amount=Decimal("0.00"), payment_id="pay-1005"))
     return True

@@ -52,14 +52,28 @@ class SqlProcessStorage:
         return found
 
     async def list_instances(
-        self, process: str, status: str | None, limit: int, offset: int
+        self,
+        process: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        *,
+        after: tuple[datetime, str] | None = None,
     ) -> list[InstanceRow]:
         d = self.sql
         args: list[Any] = [process]
         condition = ""
         if status is not None:
             args.append(status)
-            condition = f" AND status = {d.p(2)}"
+            condition = f" AND status = {d.p(len(args))}"
+        if after is not None:
+            moment = d.time_param(after[0])
+            args += [moment, moment, after[1]]
+            n = len(args)
+            condition += (
+                f" AND (updated_at < {d.p(n - 2)}"
+                f" OR (updated_at = {d.p(n - 1)} AND instance_id > {d.p(n)}))"
+            )
         args += [limit, offset]
         rows = await self.store.fetch(
             f"SELECT {_INSTANCE_COLUMNS} FROM {d.t('process_instances')}"

@@ -147,18 +147,31 @@ class SqlReadSide:
             d.time_value(r[11]),
         )
 
-    async def dead_letters(self, subscription: str | None, status: str | None) -> list[DeadLetter]:
+    async def dead_letters(
+        self,
+        subscription: str | None,
+        status: str | None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
         d = self.sql
-        conditions, args = [], []
+        args: list[Any] = [after]
+        conditions = [f"id > {d.p(1)}"]
         if subscription is not None:
             args.append(subscription)
             conditions.append(f"subscription = {d.p(len(args))}")
         if status is not None:
             args.append(status)
             conditions.append(f"status = {d.p(len(args))}")
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        page = ""
+        if limit is not None:
+            args.append(limit)
+            page = f" LIMIT {d.p(len(args))}"
         rows = await self.store.fetch(
-            f"SELECT {_LETTER_COLUMNS} FROM {d.t('dead_letters')}{where} ORDER BY id", *args
+            f"SELECT {_LETTER_COLUMNS} FROM {d.t('dead_letters')}"
+            f" WHERE {' AND '.join(conditions)} ORDER BY id{page}",
+            *args,
         )
         return [self._letter(r) for r in rows]
 

@@ -26,13 +26,26 @@ class MemoryProcessStorage:
         return {i: dataclasses.replace(row) for i, row in found.items() if row is not None}
 
     async def list_instances(
-        self, process: str, status: str | None, limit: int, offset: int
+        self,
+        process: str,
+        status: str | None,
+        limit: int,
+        offset: int,
+        *,
+        after: tuple[datetime, str] | None = None,
     ) -> list[InstanceRow]:
         with self.log.lock:
             rows = [
                 r
                 for (name, _), r in self.log.process_instances.items()
                 if name == process and (status is None or r.status == status)
+            ]
+        if after is not None:
+            moment, last = after
+            rows = [
+                r
+                for r in rows
+                if r.updated_at < moment or (r.updated_at == moment and r.instance_id > last)
             ]
         rows.sort(key=lambda r: (-r.updated_at.timestamp(), r.instance_id))
         return [dataclasses.replace(r) for r in rows[offset : offset + limit]]

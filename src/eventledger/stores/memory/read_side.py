@@ -100,15 +100,24 @@ class MemoryReadSide:
         in_transaction(tx).defer(lambda: self.log.dead_letters.__setitem__(letter_id, letter))
         return letter_id
 
-    async def dead_letters(self, subscription: str | None, status: str | None) -> list[DeadLetter]:
+    async def dead_letters(
+        self,
+        subscription: str | None,
+        status: str | None,
+        *,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
         with self.log.lock:
             letters = sorted(self.log.dead_letters.values(), key=lambda letter: letter.id)
-        return [
+        found = [
             letter
             for letter in letters
-            if (subscription is None or letter.subscription == subscription)
+            if letter.id > after
+            and (subscription is None or letter.subscription == subscription)
             and (status is None or letter.status == status)
         ]
+        return found if limit is None else found[:limit]
 
     async def dead_letter(self, letter_id: int) -> DeadLetter | None:
         with self.log.lock:

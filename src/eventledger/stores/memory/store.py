@@ -144,9 +144,9 @@ class MemoryStore(EventStore):
                 for name in names
             ]
 
-    async def _count_events(self, after: int, limit: int | None) -> int:
+    async def _count_events(self, after: int, upto: int, limit: int | None) -> int:
         with self._log.lock:
-            count = max(0, len(self._log.events) - after)
+            count = max(0, min(len(self._log.events), upto) - after)
         return count if limit is None else min(count, limit)
 
     async def _head_position(self) -> int:

@@ -438,14 +438,16 @@ class PostgresStore(EventStore):
         rows = await self._run(lambda conn: conn.fetch(sql, *params))
         return [StreamInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def _count_events(self, after: int, limit: int | None) -> int:
+    async def _count_events(self, after: int, upto: int, limit: int | None) -> int:
         q = self._q
         count = await self._run(
             lambda conn: conn.fetchval(
                 f"SELECT count(*) FROM (SELECT 1 FROM {q}.events WHERE position > $1"
-                f" AND position < (SELECT {q}.visible_limit()) LIMIT $2) AS counted",
+                f" AND position <= $3 AND position < (SELECT {q}.visible_limit())"
+                " LIMIT $2) AS counted",
                 after,
                 limit,
+                upto,
             )
         )
         return int(count)

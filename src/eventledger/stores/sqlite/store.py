@@ -262,13 +262,13 @@ class SQLiteStore(EventStore):
         rows = await self._reader.run(lambda conn: conn.execute(sql, params).fetchall())
         return [StreamInfo(r[0], r[1], moment(r[2]), moment(r[3])) for r in rows]
 
-    async def _count_events(self, after: int, limit: int | None) -> int:
+    async def _count_events(self, after: int, upto: int, limit: int | None) -> int:
         cap = -1 if limit is None else limit
         return await self._reader.run(
             lambda conn: conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM eventledger_events WHERE position > ?"
-                " LIMIT ?)",
-                (after, cap),
+                " AND position <= ? LIMIT ?)",
+                (after, upto, cap),
             ).fetchone()[0]
         )
 
