@@ -23,6 +23,12 @@ from tests.postgres_urls import with_settings
 
 ENV_VAR = "EVENTLEDGER_TEST_DATABASE_URL"
 
+# Personal values are sealed under this key-encryption key in every test, and in the
+# servers and commands the tests start (they inherit the environment).
+os.environ.setdefault(
+    "EVENTLEDGER_KEY_ENCRYPTION_KEY", "dGVzdHMtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE="
+)
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

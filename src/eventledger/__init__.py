@@ -54,6 +54,15 @@ from eventledger.errors import (
 )
 from eventledger.events import Event, EventRegistry, default_registry
 from eventledger.failures import OnFailure, RetryPolicy
+from eventledger.personal import (
+    KeyWrapper,
+    LocalKeyWrapper,
+    Personal,
+    Redacted,
+    SubjectForgottenError,
+    export,
+    forget,
+)
 from eventledger.process import (
     DeadlineReached,
     Process,
@@ -137,12 +146,15 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "KeyTaken",
+    "KeyWrapper",
     "LeaseLost",
+    "LocalKeyWrapper",
     "MessageContext",
     "NewEvent",
     "NotFound",
     "OnFailure",
     "OperationalError",
+    "Personal",
     "Process",
     "ProcessInstance",
     "ProcessManager",
@@ -153,6 +165,7 @@ __all__ = [
     "ProjectionTimeout",
     "Range",
     "RecordedEvent",
+    "Redacted",
     "Repository",
     "RetryPolicy",
     "SchemaVersionError",
@@ -163,6 +176,7 @@ __all__ = [
     "StoreTransaction",
     "StreamInfo",
     "StreamWrite",
+    "SubjectForgottenError",
     "UnknownCommand",
     "UnknownEventType",
     "UnsupportedFeature",
@@ -173,6 +187,8 @@ __all__ = [
     "current_context",
     "default_registry",
     "ends",
+    "export",
+    "forget",
     "message_context",
     "on",
     "on_timeout",

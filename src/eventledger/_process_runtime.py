@@ -14,6 +14,7 @@ import pydantic
 from eventledger.commands import CommandBus
 from eventledger.errors import DomainError, IdempotencyKeyReused, InvalidInput, NotFound
 from eventledger.failures import RetryPolicy
+from eventledger.observability import tracing
 from eventledger.process import (
     ACTIVE,
     DeadlineReached,
@@ -244,7 +245,19 @@ class ProcessBatch:
         await self.prefetch(self.records)
         for index, record in enumerate(self.records):
             try:
-                await self.handle(record)
+                # The step continues the trace that appended the event: the request,
+                # its events, this step and the commands it sends form one trace.
+                with tracing.span(
+                    f"process {self.manager.name} handles {record.type}",
+                    kind="consumer",
+                    parent=record.metadata,
+                    attributes={
+                        "eventledger.process": self.manager.name,
+                        "eventledger.event_id": str(record.id),
+                        "eventledger.stream_id": record.stream_id,
+                    },
+                ):
+                    await self.handle(record)
             except Exception as error:
                 raise HandlerFailed(index, error) from error
 

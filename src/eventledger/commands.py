@@ -68,14 +68,19 @@ from eventledger.errors import (
     AlreadyExists,
     CommandInvalid,
     ConflictError,
+    DomainError,
     FieldError,
     IdempotencyKeyReused,
     InvalidInput,
     KeyTaken,
+    NotFound,
     UnknownCommand,
     WrongExpectedVersion,
 )
 from eventledger.events import EventRegistry
+from eventledger.observability import instruments, tracing
+from eventledger.observability.logs import working_on
+from eventledger.personal.markers import without_personal
 from eventledger.records import NO_STREAM, AppendResult, ExpectedVersion, NewEvent
 from eventledger.repository import Repository
 from eventledger.storage import CommandLog, CommandRecord
@@ -391,6 +396,43 @@ class CommandBus:
         if not isinstance(command, Command):
             raise InvalidInput(f"send takes a Command, not {type(command).__name__}")
         name = command.command_name
+        started = time.perf_counter()
+        outcome = "error"
+        with (
+            tracing.span(f"command {name}", attributes={"eventledger.command": name}) as span,
+            working_on(command=name),
+        ):
+            try:
+                result = await self._send(
+                    command,
+                    idempotency_key,
+                    actor,
+                    correlation_id,
+                    causation_id,
+                    idempotency_scope,
+                )
+                outcome = "ok"
+                return result
+            except ConflictError:
+                outcome = "conflict"
+                raise
+            except (DomainError, InvalidInput, NotFound):
+                outcome = "rejected"
+                raise
+            finally:
+                tracing.set_attribute(span, "eventledger.outcome", outcome)
+                instruments.current.command(name, outcome, time.perf_counter() - started)
+
+    async def _send(
+        self,
+        command: Command,
+        idempotency_key: str | None,
+        actor: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        idempotency_scope: str | None,
+    ) -> CommandResult:
+        name = command.command_name
         command_type, handler = self._entry(name)
         if type(command) is not command_type:
             raise InvalidInput(f"{name} is handled here as {command_type!r}, not {type(command)!r}")
@@ -429,7 +471,15 @@ class CommandBus:
                 result, appended = await self._commit(
                     writes,
                     CommandRecord(
-                        command_id, name, key, digest, payload, correlation, causation, actor, {}
+                        command_id,
+                        name,
+                        key,
+                        digest,
+                        without_personal(command_type, payload),
+                        correlation,
+                        causation,
+                        actor,
+                        {},
                     ),
                     value,
                 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventledger._validation import check_metadata_keys
+from eventledger.observability import tracing
 from eventledger.records import JSONObject
 
 __all__ = ["MessageContext", "current_context", "event_metadata", "message_context"]
@@ -83,6 +84,7 @@ def event_metadata(extra: Mapping[str, Any] | None = None) -> JSONObject:
     }
     if context.actor:
         metadata[ACTOR] = context.actor
+    metadata.update(tracing.trace_metadata())  # the trace it was written in, if traced
     metadata.update(context.extra)
     if extra:
         metadata.update(extra)

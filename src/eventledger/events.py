@@ -90,8 +90,14 @@ class Event(pydantic.BaseModel):
 
     def to_new_event(self, metadata: JSONObject | None = None) -> NewEvent:
         """This event as a :class:`~eventledger.NewEvent`, ready to append."""
+        from eventledger.personal.markers import personal_fields  # (imports Event)
+
         return NewEvent(
-            self.event_type, self.to_data(), metadata or {}, schema_version=self.event_version
+            self.event_type,
+            self.to_data(),
+            metadata or {},
+            schema_version=self.event_version,
+            personal=personal_fields(type(self)) or None,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeAlias
@@ -65,6 +66,11 @@ class NewEvent:
     metadata: JSONObject = field(default_factory=dict)
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     schema_version: int = 1
+    personal: Mapping[str, str] | None = None
+    """Which fields hold personal data: a dotted path to each, and the path of the
+    field that holds its subject's id (``{"email": "customer_id"}``). The store seals
+    them with the subject's key (:mod:`eventledger.personal`); an event class sets it
+    from its :class:`~eventledger.personal.Personal` fields."""
 
 
 class RecordedEvent(NamedTuple):

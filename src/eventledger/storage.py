@@ -11,7 +11,9 @@ with:
 - :class:`SqlTables`: plain SQL tables owned by SQL read models;
 - :class:`CommandLog`: handled commands and their idempotency keys;
 - :class:`ProcessStorage`: process-manager instances and their deadlines;
-- :class:`KeyStorage`: the HTTP server's API keys (hashed).
+- :class:`KeyStorage`: the HTTP server's API keys (hashed);
+- :class:`PersonalDataStorage`: the subjects' data keys;
+- :class:`RetentionStorage`: soft-delete marks and deleted events of streams.
 
 A backend package (``eventledger.stores.memory``, ``.sqlite``, ``.postgres``)
 implements them all; its store hands them out (``store.read_side()``,
@@ -58,25 +60,33 @@ __all__ = [
     "InstanceRow",
     "KeyStorage",
     "LeaseInfo",
+    "PersonalDataStorage",
     "ProcessStorage",
     "Range",
     "ReadSideStorage",
+    "RetentionStorage",
     "SqlTables",
     "StoreTransaction",
     "StoredKey",
+    "StreamExtent",
+    "SubjectKey",
     "TimeoutRow",
     "Where",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Concern = Literal["read_side", "sql_tables", "command_log", "processes", "api_keys"]
+Concern = Literal[
+    "read_side", "sql_tables", "command_log", "processes", "api_keys", "personal_data", "retention"
+]
 CONCERNS: tuple[Concern, ...] = (
     "read_side",
     "sql_tables",
     "command_log",
     "processes",
     "api_keys",
+    "personal_data",
+    "retention",
 )
 """What a backend may keep besides the log, as named in ``store.capabilities``."""
 
@@ -360,6 +370,10 @@ class ProcessStorage(Protocol):
         row of the page before, as ``(updated_at, instance_id)``: the page after it."""
         ...
 
+    async def count_instances(self, process: str) -> dict[str, int]:
+        """How many instances of `process` are in each status (absent: none)."""
+        ...
+
     async def save(
         self,
         tx: StoreTransaction,
@@ -390,6 +404,8 @@ class StoredKey:
     scopes: frozenset[str]
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    """When the key stops being valid by itself (None: never)."""
 
 
 @runtime_checkable
@@ -404,4 +420,110 @@ class KeyStorage(Protocol):
 
     async def revoke_key(self, key_id: str, when: datetime) -> None:
         """Mark a key revoked at `when` (a key revoked already keeps its first time)."""
+        ...
+
+    async def expire_key(self, key_id: str, when: datetime) -> None:
+        """Make a key expire at `when`, unless it expires sooner already (a rotation's
+        old key: valid until the overlap ends)."""
+        ...
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectKey:
+    """A subject's data key as stored: wrapped by the key-encryption key, or gone
+    (`wrapped` is None) once the subject was forgotten."""
+
+    subject: str
+    wrapped: bytes | None
+    created_at: datetime
+    forgotten_at: datetime | None = None
+
+
+@runtime_checkable
+class PersonalDataStorage(Protocol):
+    """The subjects' data keys (see :mod:`eventledger.personal`), and which streams hold
+    each subject's values."""
+
+    async def subject_keys(self, subjects: Sequence[str]) -> dict[str, SubjectKey]:
+        """The stored keys of those of `subjects` that have one (or had one)."""
+        ...
+
+    async def add_subject_keys(
+        self,
+        tx: StoreTransaction,
+        keys: Sequence[SubjectKey],
+        streams: Sequence[tuple[str, str]],
+    ) -> dict[str, SubjectKey]:
+        """In `tx`: store `keys` whose subject has none yet, and the (subject, stream)
+        pairs not known yet. Returns the key each of `keys`' subjects has in `tx` after
+        that (another transaction's, when one stored a key first)."""
+        ...
+
+    async def forget_subject(self, tx: StoreTransaction, subject: str, when: datetime) -> list[str]:
+        """In `tx`: drop the subject's data key (a row stays, so that no new key is made
+        for them), delete the snapshots of the streams that hold their values, and
+        return those streams."""
+        ...
+
+    async def subject_streams(self, subject: str) -> list[str]:
+        """The streams that hold values of `subject`, in id order."""
+        ...
+
+
+# --- retention and deleting streams ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamExtent:
+    """What is left of a stream (see :mod:`eventledger.retention`): its `version` (it
+    never goes down), the lowest version still stored (`first`, None when no event is
+    left), events below `deleted_before` deleted for good, and versions below
+    `hidden_before` hidden by a soft delete (None: not hidden)."""
+
+    stream_id: str
+    version: int
+    first: int | None
+    deleted_before: int = 1
+    hidden_before: int | None = None
+
+
+@runtime_checkable
+class RetentionStorage(Protocol):
+    """Soft-delete marks of streams, and deleting a stream's oldest events for good (see
+    :mod:`eventledger.retention`). Events are only ever deleted from the start of a
+    stream: what is left of it is one run of versions, ``first`` to ``version``."""
+
+    async def lock_stream(self, tx: StoreTransaction, stream_id: str) -> StreamExtent:
+        """In `tx`: what is left of the stream, locked against other transactions that
+        lock it until `tx` ends."""
+        ...
+
+    async def hide_stream(
+        self, tx: StoreTransaction, stream_id: str, before_version: int, when: datetime
+    ) -> None:
+        """In `tx`: hide the stream's versions below `before_version` (a soft delete),
+        and drop its snapshots (a cache; a restored stream makes them anew)."""
+        ...
+
+    async def show_stream(self, tx: StoreTransaction, stream_id: str) -> None:
+        """In `tx`: undo a soft delete (nothing if the stream is not hidden)."""
+        ...
+
+    async def delete_events(
+        self, tx: StoreTransaction, stream_id: str, before_version: int, *, whole: bool = False
+    ) -> int:
+        """In `tx`: delete the stream's events below `before_version` for good, and its
+        snapshots that no longer lead to a state (below ``before_version - 1``; all of
+        them when the `whole` stream goes); returns how many events went."""
+        ...
+
+    async def streams(self, prefix: str, after: str | None, limit: int) -> list[StreamExtent]:
+        """One page of the streams that hold events, hidden ones too, by id."""
+        ...
+
+    async def last_version_before(self, stream_id: str, when: datetime) -> int:
+        """The highest version of the stream recorded before `when` (0: none)."""
         ...

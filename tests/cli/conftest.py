@@ -196,6 +196,9 @@ class _Sent:
     async def head_position(self) -> int:
         return max(await self.service.store.head_position(), self.last)
 
+    def __getattr__(self, name: str) -> Any:  # the rest of the store (forget uses it)
+        return getattr(self.service.store, name)
+
 
 async def settle(
     application: Application, url: str, work: Sequence[Command] = (), *, demo: bool = False

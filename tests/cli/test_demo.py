@@ -196,7 +196,7 @@ async def test_the_banners_curl_lines_and_the_readmes_tour_run_as_printed(cli: C
             while not (line := (await process.stdout.readline()).decode()).startswith("Ctrl-C"):
                 banner.append(line.strip())
             curls = [line for line in banner if "curl " in line]
-            assert len(curls) == 3, banner
+            assert len(curls) == 4, banner
             for line in curls:
                 assert re.search(rf"'{re.escape(base)}/[^' ]*'", line), f"unquoted URL: {line}"
             for line in curls:

@@ -61,7 +61,7 @@ async def test_mistakes_about_streams_times_projections_letters_and_keys_are_one
         ("dlq", "skip", "999", "--app", DEMO_APP, *store): "error: no dead letter 999",
         ("keys", "revoke", "nope", *store): "error: no API key with id 'nope'",
         ("keys", "create", "someone", "--scope", "root", *store): (
-            "error: scopes are some of read, write, admin, not root"
+            "error: scopes are some of read, write, admin, metrics, not root"
         ),
         ("show", "Order-o-1001", "--app", "no_such_module:application", *store): (
             "error: cannot import 'no_such_module' (for no_such_module:application):"

@@ -39,13 +39,15 @@ TOP = list(ROOT_GROUP.commands)
 
 def test_the_command_tree_is_what_the_docs_promise() -> None:
     assert TOP == [
-        "streams", "show", "tail", "migrate", "serve", "demo", "projections", "dlq", "keys",
+        "streams", "show", "tail", "migrate", "forget", "export-subject", "personal-key",
+        "serve", "demo", "top", "projections", "dlq", "keys", "retention",
     ]  # fmt: skip
-    assert GROUPS == [("dlq",), ("keys",), ("projections",)]
+    assert GROUPS == [("dlq",), ("keys",), ("projections",), ("retention",)]
     assert [p for p in LEAVES if len(p) == 2] == [
         ("dlq", "list"), ("dlq", "retry"), ("dlq", "skip"),
-        ("keys", "create"), ("keys", "list"), ("keys", "revoke"),
+        ("keys", "create"), ("keys", "list"), ("keys", "revoke"), ("keys", "rotate"),
         ("projections", "rebuild"), ("projections", "reset"), ("projections", "status"),
+        ("retention", "apply"),
     ]  # fmt: skip
 
 
@@ -86,7 +88,9 @@ def test_the_top_level_help_lists_every_command_on_one_line_each(cli: Cli) -> No
 
 def test_keys_create_help_shows_how_to_give_several_scopes(cli: Cli) -> None:
     text = cli.ok("keys", "create", "--help").out
-    assert re.search(r"^  --scope SCOPE +One of read, write, admin; repeat", text, re.MULTILINE)
+    assert re.search(
+        r"^  --scope SCOPE +One of read, write, admin, metrics; repeat", text, re.MULTILINE
+    )
     assert "--scope read --scope write" in " ".join(text.split())
 
 

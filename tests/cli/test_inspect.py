@@ -31,6 +31,7 @@ DEMO_STREAMS = [
     "Stock-LAMP",
     "Stock-MUG",
     "Stock-PEN",
+    "Subject-dave",  # the seeded customer who was forgotten
 ]
 
 

@@ -77,7 +77,11 @@ class Server:
         self._stop = asyncio.Event()
         async with await open_store(self.store_url) as store:
             _, self.key = await ApiKeys(store).create("user:fuzzer", ["read", "write", "admin"])
-        app = create_app(orders_application(), self.store_url, keepalive_seconds=0.2)
+        # No rate limits: hundreds of admin requests in a few seconds are the point here
+        # (the limits have tests of their own).
+        app = create_app(
+            orders_application(), self.store_url, keepalive_seconds=0.2, rate_limits=None
+        )
         async with serve(app) as base:
             self.base = base
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:

@@ -392,6 +392,19 @@ def _instances(run: Run, env: dict[str, str]) -> None:
     assert [i["instance_id"] for i in run.body] == ["o-2"]
 
 
+@check("/subjects/dana/export")
+def _export(run: Run, env: dict[str, str]) -> None:
+    paths = sorted(v["path"] for v in run.body["values"])
+    assert paths == ["customer.email", "customer.name", "customer.shipping_address"]
+
+
+@check("/subjects/dana/forget")
+def _forget(run: Run, env: dict[str, str]) -> None:
+    forgotten, page = run.documents
+    assert forgotten["position"] > 0
+    assert "Dana" not in json.dumps(page)
+
+
 @check("/healthz")
 def _health(run: Run, env: dict[str, str]) -> None:
     assert [d["status"] for d in run.documents] == ["ok", "ready"]
@@ -400,6 +413,12 @@ def _health(run: Run, env: dict[str, str]) -> None:
 @check("/openapi.json")
 def _openapi(run: Run, env: dict[str, str]) -> None:
     assert run.output.splitlines() == ["200", "200 text/html; charset=utf-8"]
+
+
+@check('curl -s -i "$EL/healthz"')
+def _hardened(run: Run, env: dict[str, str]) -> None:
+    assert run.headers["cross-origin-resource-policy"] == "same-origin"
+    assert "access-control-allow-origin" not in run.headers
 
 
 # --- the test -----------------------------------------------------------------------------

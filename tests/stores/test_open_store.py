@@ -29,12 +29,22 @@ MIGRATIONS = [
     (5, "process_managers"),
     (6, "api_keys"),
 ]
-SQLITE_MIGRATIONS = [*MIGRATIONS, (7, "instance_pages")]
+SQLITE_MIGRATIONS = [
+    *MIGRATIONS,
+    (7, "instance_pages"),
+    (8, "personal_data"),
+    (9, "key_expiry"),
+    (10, "stream_retention"),
+]
 POSTGRES_MIGRATIONS = [
     *MIGRATIONS,
     (7, "writer_horizon"),
     (8, "json_payloads"),
     (9, "instance_pages"),
+    (10, "personal_data"),
+    (11, "key_expiry"),
+    (12, "stream_retention"),
+    (13, "correlation_order"),
 ]
 
 

@@ -16,7 +16,15 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from eventledger.admin.session import COOKIE, Session, SessionSigner
-from eventledger.http.auth import ANONYMOUS, ApiKeyAuthenticator, Authenticator, Principal
+from eventledger.http.auth import (
+    ANONYMOUS,
+    ApiKeyAuthenticator,
+    Authenticator,
+    Principal,
+    caller_of,
+    client_address,
+)
+from eventledger.http.limits import RateLimiter
 from eventledger.http.problems import HttpProblem
 
 __all__ = ["AdminSessions", "NeedsLogin", "Viewer", "form_of", "viewer_of"]
@@ -69,7 +77,7 @@ class AdminSessions:
             session, request.headers.get("x-csrf-token")
         ):
             return None
-        return Principal(session.actor, session.scopes)
+        return Principal(session.actor, session.scopes, session.key_id)
 
 
 async def viewer_of(request: Request) -> tuple[Viewer, str | None]:
@@ -86,6 +94,15 @@ async def viewer_of(request: Request) -> tuple[Viewer, str | None]:
         raise HttpProblem(
             403, "forbidden", "Forbidden", "the admin page needs a key with the 'read' scope"
         )
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        kind = "read" if request.method in SAFE_METHODS else "admin"
+        if anonymous:
+            address = client_address(request)
+            limiter.admit(kind, f"address:{address}", f"the address {address}")
+        else:
+            who = Principal(session.actor, session.scopes, session.key_id)
+            limiter.admit(kind, caller_of(who), session.actor)
     return Viewer(session.actor, session.scopes, anonymous, session.csrf), cookie
 
 

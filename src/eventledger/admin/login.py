@@ -14,8 +14,14 @@ from eventledger.admin.access import (
 )
 from eventledger.admin.render import render
 from eventledger.admin.session import COOKIE, SessionSigner
-from eventledger.http.auth import ApiKeyAuthenticator, Authenticator
+from eventledger.http.auth import (
+    ApiKeyAuthenticator,
+    Authenticator,
+    Unauthorized,
+    client_address,
+)
 from eventledger.http.keys import ApiKeys
+from eventledger.http.limits import RateLimiter, TooManyRequests
 
 __all__ = ["add_login_pages"]
 
@@ -53,9 +59,24 @@ def add_login_pages(app: FastAPI) -> None:
             return _form(
                 request, 400, "enter an API key (eventledger keys create makes one)", wanted
             )
-        principal = await authenticator.authenticate(_with_key(request, key))
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        address = client_address(request)
+        try:
+            if limiter is not None:
+                limiter.refuse_if_failing(address)
+            principal = await authenticator.authenticate(_with_key(request, key))
+        except TooManyRequests as refused:
+            answer = _form(request, 429, refused.detail, wanted)
+            answer.headers.update(refused.headers or {})
+            return answer
+        except Unauthorized as refused:  # say why (an expired key)
+            principal, why = None, refused.detail
+        else:
+            why = "that key is not valid (unknown, wrong or revoked)"
         if principal is None:
-            return _form(request, 401, "that key is not valid (unknown, wrong or revoked)", wanted)
+            if limiter is not None:
+                limiter.failed(address)
+            return _form(request, 401, why, wanted)
         if "read" not in principal.scopes:
             return _form(
                 request,

@@ -83,7 +83,7 @@ def add_page(
                 )
             return login_redirect(request)
         except HttpProblem as refused:
-            return render(
+            refusal = render(
                 "error.html",
                 refused.status,
                 viewer=None,
@@ -92,6 +92,8 @@ def add_page(
                 title=refused.title,
                 detail=refused.detail,
             )
+            refusal.headers.update(refused.headers or {})  # Retry-After of a 429
+            return refusal
         page = Page(request, viewer)
         try:
             response = await handler(page)

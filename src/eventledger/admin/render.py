@@ -11,6 +11,8 @@ import jinja2
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
+from eventledger.http.security import HTML_POLICY
+
 __all__ = ["bar_chart", "environment", "render", "sparkline", "when"]
 
 _environment: jinja2.Environment | None = None
@@ -40,10 +42,7 @@ def render(template: str, status_code: int = 200, **context: Any) -> HTMLRespons
         status_code=status_code,
         headers={
             "Cache-Control": "no-store",
-            "Content-Security-Policy": (
-                "default-src 'self'; img-src 'self' data:; style-src 'self';"
-                " script-src 'self'; frame-ancestors 'none'; form-action 'self'"
-            ),
+            "Content-Security-Policy": HTML_POLICY,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin",
         },

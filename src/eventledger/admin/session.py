@@ -89,7 +89,7 @@ class SessionSigner:
         if not cookie or len(cookie) > 4096 or cookie.count(".") != 1:
             return None
         body, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
+        if not _same(signature, self._sign(body)):
             return None
         try:
             data = orjson.loads(_decode(body))
@@ -106,10 +106,16 @@ class SessionSigner:
 
     @staticmethod
     def token_matches(session: Session, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(session.csrf, token)
+        return isinstance(token, str) and _same(token, session.csrf)
 
     def _sign(self, body: str) -> str:
         return _encode(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+
+def _same(given: str, expected: str) -> bool:
+    """In constant time (how much of a guess is right never shows in how long the answer
+    takes), and as bytes: `given` comes from the client and may be any text."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 def _encode(raw: bytes) -> str:

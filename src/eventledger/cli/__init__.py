@@ -118,6 +118,7 @@ async def opened(store: str | None, *, must_exist: bool = True) -> tuple[EventSt
     settings = _config.settings(store, None)
     if must_exist:
         _config.require_existing(settings.store, settings.store_from)
+    _config.use_key_file(settings.store)
     return await open_store(settings.store), settings.app
 
 
@@ -144,4 +145,7 @@ def main() -> None:
 # The commands register themselves on `app`.
 import eventledger.cli._inspect  # noqa: E402
 import eventledger.cli._operate  # noqa: E402
-import eventledger.cli._serve  # noqa: E402, F401
+import eventledger.cli._personal  # noqa: E402
+import eventledger.cli._retention  # noqa: E402
+import eventledger.cli._serve  # noqa: E402
+import eventledger.cli._top  # noqa: E402, F401

@@ -3,6 +3,10 @@
 A flag wins over an environment variable, which wins over ``eventledger.toml``
 in the working folder (``store = "..."``, ``app = "module:object"``, nothing else),
 which wins over the default (``sqlite:///eventledger.db``, no application).
+
+The key-encryption key of personal data is ``$EVENTLEDGER_KEY_ENCRYPTION_KEY``; when
+that is not set, the key file ``eventledger demo`` makes beside its database
+(:func:`key_file`) is used if it is there.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import difflib
 import importlib
 import inspect
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,8 @@ from urllib.parse import urlsplit
 
 from eventledger.app import Application
 from eventledger.errors import InvalidInput, NotFound
+from eventledger.events import Event
+from eventledger.personal import ENVIRONMENT_VARIABLE, new_key_text, personal_fields
 
 CONFIG_FILE = "eventledger.toml"
 DEFAULT_STORE = "sqlite:///eventledger.db"
@@ -164,3 +171,70 @@ def write_config(store: str, app: str) -> bool:
         encoding="utf-8",
     )
     return True
+
+
+def key_file(store: str) -> Path:
+    """Where the demo keeps its key-encryption key: beside a SQLite file
+    (``eventledger.db.key``), else ``eventledger.key`` in the working folder."""
+    if store.startswith("sqlite:"):
+        path = urlsplit(store).path[1:]
+        if path and path != ":memory:":
+            return Path(path + ".key")
+    return Path("eventledger.key")
+
+
+def use_key_file(store: str) -> Path | None:
+    """Read the key-encryption key from :func:`key_file` into the environment, when the
+    environment has none and the file is there; the file read, or None."""
+    if os.environ.get(ENVIRONMENT_VARIABLE):
+        return None
+    path = key_file(store)
+    if not path.is_file():
+        return None
+    os.environ[ENVIRONMENT_VARIABLE] = path.read_text(encoding="utf-8").strip()
+    return path
+
+
+def make_key_file(store: str) -> Path:
+    """A fresh key-encryption key in :func:`key_file` (readable by this user only), put
+    in the environment; for the demo, which must run where no key is configured."""
+    path = key_file(store)
+    text = new_key_text()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    descriptor = os.open(path, flags, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
+    os.environ[ENVIRONMENT_VARIABLE] = text
+    return path
+
+
+def personal_data_of(application: Application) -> list[str]:
+    """The personal fields of the application's events (``OrderCreated.customer.email``)."""
+    found: list[str] = []
+    seen: set[type] = set()
+    pending: list[type[Event]] = list(Event.__subclasses__())
+    while pending:
+        event_class = pending.pop()
+        if event_class in seen:
+            continue
+        seen.add(event_class)
+        pending.extend(event_class.__subclasses__())
+        if application.registry.get(event_class.event_type) is not event_class:
+            continue
+        found += [f"{event_class.__name__}.{path}" for path in personal_fields(event_class)]
+    return sorted(found)
+
+
+def require_key(application: Application, reference: str, store: str) -> None:
+    """Refuse to serve an application with personal data on a lasting store when no
+    key-encryption key is set (a memory store makes its own)."""
+    if os.environ.get(ENVIRONMENT_VARIABLE) or store.startswith("memory:"):
+        return
+    fields = personal_data_of(application)
+    if fields:
+        shown = ", ".join(fields[:3]) + (", ..." if len(fields) > 3 else "")
+        raise InvalidInput(
+            f"{reference} has personal data ({shown}) and no key-encryption key is set:"
+            f" set {ENVIRONMENT_VARIABLE} to the key that `eventledger personal-key` prints"
+            " (the same for every process on this store), and keep it safe"
+        )

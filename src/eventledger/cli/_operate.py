@@ -25,11 +25,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from eventledger._durations import parse_duration
 from eventledger.cli import _config, app, app_option, json_option, opened, run, store_option
 from eventledger.cli._output import Output
 from eventledger.commands import CommandBus
 from eventledger.errors import EventLedgerError, InvalidInput, NotFound, OperationalError
-from eventledger.http.keys import SCOPES, ApiKeys
+from eventledger.http.keys import SCOPES, ApiKey, ApiKeys
 from eventledger.http.models import horizon_json, status_json
 from eventledger.projections import ProjectionRunner
 from eventledger.stores.base import EventStore
@@ -461,36 +462,103 @@ def keys_create(
         metavar="SCOPE",
         help=f"One of {', '.join(SCOPES)}; repeat for several: --scope read --scope write.",
     ),
+    expires_in: str | None = typer.Option(
+        None,
+        "--expires-in",
+        metavar="DURATION",
+        help="The key expires after this long: 90d, 12h, 30m, 2w (default: never).",
+    ),
     store: str | None = store_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Make an API key. The key is shown once: only its hash is stored.
 
-    Example: eventledger keys create service:checkout --scope read --scope write
+    Example: eventledger keys create service:checkout --scope read --scope write --expires-in 90d
     """
     out = Output(as_json)
 
     async def work() -> None:
+        lifetime = None if expires_in is None else parse_duration(expires_in)
         opened_store, _ = await opened(store, must_exist=False)
         async with opened_store:
-            made, secret = await ApiKeys(opened_store).create(owner, scope)
+            made, secret = await ApiKeys(opened_store).create(owner, scope, expires_in=lifetime)
         if out.as_json:
-            out.json(
-                {"id": made.id, "owner": made.owner, "scopes": sorted(made.scopes), "key": secret}
-            )
+            out.json({**_key_record(made), "key": secret})
             return
         out.line(secret)
         out.note(
-            f"key {made.id} for {made.owner} ({', '.join(sorted(made.scopes))});"
+            f"key {made.id} for {made.owner} ({', '.join(sorted(made.scopes))}{_until(made)});"
             " this is the only time it is shown"
         )
 
     run(work, out)
 
 
+@keys.command("rotate")
+def keys_rotate(
+    key_id: str = typer.Argument(..., help="The key's id (or the whole key)."),
+    overlap: str = typer.Option(
+        "1h",
+        "--overlap",
+        metavar="DURATION",
+        help="How long the old key stays valid beside the new one: 1h, 30m, 7d, 0s.",
+    ),
+    expires_in: str | None = typer.Option(
+        None,
+        "--expires-in",
+        metavar="DURATION",
+        help="The new key expires after this long (default: as long as the old one lived).",
+    ),
+    store: str | None = store_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Replace an API key: a new key with the same owner and scopes, shown once; the old
+    key expires when the overlap ends, so clients can change over without a gap.
+
+    Example: eventledger keys rotate 3f2a9c1e0b7d4a55 --overlap 1h
+    """
+    out = Output(as_json)
+
+    async def work() -> None:
+        lapse = parse_duration(overlap)
+        lifetime = None if expires_in is None else parse_duration(expires_in)
+        opened_store, _ = await opened(store)
+        async with opened_store:
+            made, secret, old = await ApiKeys(opened_store).rotate(
+                key_id, overlap=lapse, expires_in=lifetime
+            )
+        if out.as_json:
+            out.json({**_key_record(made), "key": secret, "replaces": _key_record(old)})
+            return
+        out.line(secret)
+        old_until = old.expires_at.isoformat(timespec="seconds") if old.expires_at else "?"
+        out.note(
+            f"key {made.id} for {made.owner} ({', '.join(sorted(made.scopes))}{_until(made)})"
+            f" replaces key {old.id}, which expires at {old_until};"
+            " this is the only time the new key is shown"
+        )
+
+    run(work, out)
+
+
+def _until(key: ApiKey) -> str:
+    return f", expires {key.expires_at.isoformat(timespec='seconds')}" if key.expires_at else ""
+
+
+def _key_record(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "owner": key.owner,
+        "scopes": sorted(key.scopes),
+        "created": key.created_at.isoformat(),
+        "expires": key.expires_at.isoformat() if key.expires_at else None,
+        "revoked": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
 @keys.command("list")
 def keys_list(
-    revoked: bool = typer.Option(False, "--revoked", help="Show revoked keys too."),
+    revoked: bool = typer.Option(False, "--revoked", help="Show revoked and expired keys too."),
     store: str | None = store_option(),
     as_json: bool = json_option(),
 ) -> None:
@@ -505,30 +573,29 @@ def keys_list(
         async with opened_store:
             found = await ApiKeys(opened_store).list(include_revoked=revoked)
         out.table(
-            ["id", "owner", "scopes", "created", "revoked"],
+            ["id", "owner", "scopes", "created", "expires", "revoked"],
             [
                 (
                     k.id,
                     k.owner,
                     " ".join(sorted(k.scopes)),
                     k.created_at.isoformat(timespec="seconds"),
+                    _expiry_text(k),
                     k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
                 )
                 for k in found
             ],
-            records=[
-                {
-                    "id": k.id,
-                    "owner": k.owner,
-                    "scopes": sorted(k.scopes),
-                    "created": k.created_at.isoformat(),
-                    "revoked": k.revoked_at.isoformat() if k.revoked_at else None,
-                }
-                for k in found
-            ],
+            records=[_key_record(k) for k in found],
         )
 
     run(work, out)
+
+
+def _expiry_text(key: ApiKey) -> str:
+    if key.expires_at is None:
+        return ""
+    moment = key.expires_at.isoformat(timespec="seconds")
+    return f"{moment} (expired)" if key.expired else moment
 
 
 @keys.command("revoke")

@@ -11,7 +11,9 @@ import errno
 import os
 import secrets
 import socket
-from typing import Any
+import tempfile
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,10 +21,19 @@ from eventledger.app import Application
 from eventledger.cli import _config, app, run, store_option
 from eventledger.cli._output import Output
 from eventledger.errors import EventLedgerError, InvalidInput, OperationalError
+from eventledger.observability.logs import logging_config
+from eventledger.personal import ENVIRONMENT_VARIABLE
+
+if TYPE_CHECKING:
+    from eventledger.http.limits import RateLimits
 
 DEMO_APP = "eventledger.examples.orders.demo:application"
 _ENV_ANONYMOUS = "EVENTLEDGER_ANONYMOUS"
 _ENV_NO_PROJECTIONS = "EVENTLEDGER_NO_PROJECTIONS"
+_ENV_PUBLIC_METRICS = "EVENTLEDGER_PUBLIC_METRICS"
+_ENV_RATE_LIMITS = "EVENTLEDGER_RATE_LIMITS"
+_ENV_CORS_ORIGINS = "EVENTLEDGER_CORS_ORIGINS"
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _uvicorn() -> Any:
@@ -34,6 +45,19 @@ def _uvicorn() -> Any:
             " eventledger, pip install -e '.[server]'"
         ) from None
     return uvicorn
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def log_format_option() -> Any:
+    return typer.Option(
+        LogFormat.text,
+        "--log-format",
+        help="Log lines as text, or one JSON object per line (docs/operations.md).",
+    )
 
 
 @app.command()
@@ -50,6 +74,27 @@ def serve(
     ),
     no_projections: bool = typer.Option(
         False, "--no-projections", help="Run no projections or processes here."
+    ),
+    log_format: LogFormat = log_format_option(),
+    public_metrics: bool = typer.Option(
+        False, "--public-metrics", help="Serve /metrics without an API key."
+    ),
+    rate_limit: list[str] = typer.Option(
+        [],
+        "--rate-limit",
+        metavar="KIND=COUNT/UNIT[,burst=N]",
+        help="Change a rate limit per key (KIND read, write, admin; or failures, failed"
+        " authentications per address), e.g. --rate-limit write=20/s,burst=100; per worker.",
+    ),
+    no_rate_limits: bool = typer.Option(
+        False, "--no-rate-limits", help="No rate limits (say, behind a proxy that limits)."
+    ),
+    cors_origin: list[str] = typer.Option(
+        [],
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="A browser origin whose pages may call the API (https://shop.example.com);"
+        " repeat for several. Default: none.",
     ),
 ) -> None:
     """Serve an application over HTTP.
@@ -71,6 +116,16 @@ def serve(
         # Fail here, clearly, not in a worker.
         served = _config.load_application(settings.app, settings.app_from)
         check_listen(host, port)
+        if no_rate_limits and rate_limit:
+            raise InvalidInput("give --rate-limit or --no-rate-limits, not both")
+        _uvicorn()  # the server extra, which these need
+        from eventledger.http.limits import RateLimits
+        from eventledger.http.security import cors_options
+
+        RateLimits.parse(rate_limit)  # refused here, in one line, not in each worker
+        cors_options(cors_origin)
+        _config.use_key_file(settings.store)
+        _config.require_key(served, settings.app, settings.store)
         await check_store(served, settings.store, settings.store_from)
         return settings.store, settings.app
 
@@ -80,6 +135,12 @@ def serve(
     os.environ[_config.APP_ENV] = reference
     os.environ[_ENV_ANONYMOUS] = "1" if anonymous else ""
     os.environ[_ENV_NO_PROJECTIONS] = "1" if no_projections else ""
+    os.environ[_ENV_PUBLIC_METRICS] = "1" if public_metrics else ""
+    os.environ[_ENV_RATE_LIMITS] = "off" if no_rate_limits else ";".join(rate_limit)
+    os.environ[_ENV_CORS_ORIGINS] = " ".join(cors_origin)
+    if workers > 1 and not os.environ.get(_MULTIPROC_ENV):
+        # Each worker writes its counts here; a scrape of any adds up all of them.
+        os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="eventledger-metrics-")
     # One secret signs the admin page's sessions in every worker (a session made by one
     # is good in the others); set it yourself so that sessions outlive a restart.
     from eventledger.admin.session import SECRET_ENV
@@ -96,6 +157,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        log_config=logging_config(log_format.value),
         timeout_graceful_shutdown=5,
     )
 
@@ -110,7 +172,18 @@ def make_app() -> Any:
         settings.store,
         allow_anonymous=bool(os.environ.get(_ENV_ANONYMOUS)),
         run_projections=not os.environ.get(_ENV_NO_PROJECTIONS),
+        public_metrics=bool(os.environ.get(_ENV_PUBLIC_METRICS)),
+        rate_limits=_rate_limits(os.environ.get(_ENV_RATE_LIMITS, "")),
+        cors_origins=os.environ.get(_ENV_CORS_ORIGINS, "").split(),
     )
+
+
+def _rate_limits(spec: str) -> RateLimits | None:
+    from eventledger.http.limits import RateLimits
+
+    if spec == "off":
+        return None
+    return RateLimits.parse(part for part in spec.split(";") if part)
 
 
 @app.command()
@@ -119,6 +192,7 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
     seed: bool = typer.Option(True, "--seed/--no-seed", help="Sample data on a fresh store."),
+    log_format: LogFormat = log_format_option(),
 ) -> None:
     """Serve the Orders example here, with sample data, in a minute.
 
@@ -139,6 +213,14 @@ def demo(
         settings = _config.settings(store, None)
         check_listen(host, port)  # before a store, a file or a banner is made
         await check_store(application, settings.store, settings.store_from)
+        lasting = not settings.store.startswith("memory:")  # a memory store makes its own
+        _config.use_key_file(settings.store)
+        if lasting and not os.environ.get(ENVIRONMENT_VARIABLE):
+            made = _config.make_key_file(settings.store)
+            out.note(
+                f"made {made} (readable by you only): the key that seals the demo's personal"
+                f" data; set {ENVIRONMENT_VARIABLE} to use your own"
+            )
         return settings
 
     settings = run(check, out)
@@ -152,7 +234,14 @@ def demo(
         out.console.file.flush()
 
     app_obj = create_app(application, settings.store, allow_anonymous=True, on_start=started)
-    uvicorn.run(app_obj, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app_obj,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=logging_config(log_format.value, "WARNING"),
+        timeout_graceful_shutdown=5,
+    )
     out.note("stopped; everything is saved")
 
 
@@ -243,7 +332,9 @@ def _banner(store: str, base: str, seeded: bool, host: str) -> str:
         "",
         "Seeded: stock for 4 products, five orders (one in each state: created, paid,"
         " shipped, delivered, cancelled; the process cancels the unpaid one after 30"
-        " minutes) and one event in the dead-letter queue."
+        " minutes) and one event in the dead-letter queue. Each order names its customer;"
+        ' dave asked to be forgotten, so Order-o-1004 shows {"$redacted": "dave"} where'
+        " his name, email and address were."
         if seeded
         else "Serving what the store holds (sample data is only added to an empty store).",
         "",
@@ -253,7 +344,10 @@ def _banner(store: str, base: str, seeded: bool, host: str) -> str:
         "  eventledger tail",
         "  eventledger projections status",
         "  eventledger dlq list",
+        "  eventledger show Order-o-1004",
+        "  eventledger export-subject alice",
         f"  curl -s '{base}/read-models/order_list/documents?status=shipped'",
+        f"  curl -s '{base}/subjects/alice/export'",
         f"  {place}",
         "",
         "No API keys: anyone who reaches this server can do anything."

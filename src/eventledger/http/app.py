@@ -7,8 +7,9 @@ long as it is served (``uvicorn module:app``, or ``eventledger serve``).
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventledger.admin import add_admin, start_admin, stop_admin
@@ -24,11 +26,15 @@ from eventledger.errors import InvalidInput
 from eventledger.http import models, problems
 from eventledger.http.auth import ApiKeyAuthenticator, AuthenticateFirst, Authenticator
 from eventledger.http.keys import ApiKeys
+from eventledger.http.limits import DEFAULT_LIMITS, RateLimiter, RateLimits
 from eventledger.http.live import add_routes as add_live_routes
 from eventledger.http.live import close_feeds
+from eventledger.http.observe import ObserveRequests
 from eventledger.http.operations import add_routes as add_operation_routes
 from eventledger.http.operations import cancel_rebuilds
 from eventledger.http.reads import add_routes as add_read_routes
+from eventledger.http.security import SecurityHeaders, cors_options
+from eventledger.http.subjects import add_routes as add_subject_routes
 from eventledger.http.writes import add_routes as add_write_routes
 from eventledger.stores.base import EventStore
 
@@ -59,6 +65,10 @@ def create_app(
     admin: bool = True,
     session_secret: str | bytes | None = None,
     admin_sample_seconds: float = 5.0,
+    metrics: bool = True,
+    public_metrics: bool = False,
+    rate_limits: RateLimits | None = DEFAULT_LIMITS,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The app serving `application` on `store` (a URL, or an open store).
 
@@ -69,7 +79,13 @@ def create_app(
     With `admin` (the default) the app also serves the admin page at ``/admin``, a
     landing page at ``/`` and the API docs at ``/docs`` from files in the package;
     `session_secret` signs the page's login sessions (default:
-    ``$EVENTLEDGER_SESSION_SECRET``, or one made at start).
+    ``$EVENTLEDGER_SESSION_SECRET``, or one made at start). With `metrics` (the
+    default) this process counts what it does and ``GET /metrics`` answers for
+    Prometheus, to keys with the ``metrics`` or ``admin`` scope, or to anyone with
+    `public_metrics` (see ``docs/operations.md``). `rate_limits` holds each key (or
+    client address) to a request rate per scope, in this process (None: no limits;
+    see :mod:`eventledger.http.limits`). `cors_origins` are the browser origins that
+    may call the API from their pages (none by default).
     """
     if authenticator is not None and allow_anonymous:
         raise InvalidInput("give an authenticator or allow anonymous access, not both")
@@ -102,6 +118,7 @@ def create_app(
             await service.stop()
 
     app = FastAPI(
+        **_without_fastapi_telemetry(),
         title=f"{application.name} (eventledger)",
         description=DESCRIPTION,
         version="1",
@@ -113,26 +130,53 @@ def create_app(
             "5XX": {"model": problems.Problem, "description": "A problem on the server"},
         },
     )
-    _describe_problems(app, secured=not allow_anonymous)
+    _describe_problems(
+        app,
+        secured=not allow_anonymous,
+        open_routes=OPEN_ROUTES | ({"/metrics"} if public_metrics else set()),
+    )
     app.state.keepalive_seconds = keepalive_seconds
+    app.state.rate_limiter = None if rate_limits is None else RateLimiter(rate_limits)
+    cors = cors_options(cors_origins) if cors_origins else None
     app.state.application = application
     problems.install(app)
     add_write_routes(app, application)
     add_live_routes(app)  # before /events/{event_id}, which would take "live" for an id
     add_read_routes(app)
     add_operation_routes(app)
+    add_subject_routes(app)
     _add_health(app)
+    if metrics:
+        from eventledger.http.observe import add_metrics_route
+        from eventledger.observability.prometheus import enable_metrics
+
+        enable_metrics()
+        add_metrics_route(app, public=public_metrics)
     if admin:
         add_admin(app, secret=session_secret)
     app.add_middleware(LimitBody, max_bytes=max_body_bytes)
-    app.add_middleware(AuthenticateFirst)  # outermost: before any body is read
+    app.add_middleware(AuthenticateFirst)  # before any body is read
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)  # its headers on refusals too
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(ObserveRequests)  # outermost: every request is measured and traced
     return app
 
 
+def _without_fastapi_telemetry() -> dict[str, Any]:
+    """FastAPI 0.160 and later make OpenTelemetry spans of their own; eventledger makes
+    the request's span (ObserveRequests), so theirs would be a second server span."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
+
+
 OPEN_ROUTES = {"/healthz", "/readyz"}
+"""Routes that need no key (``/metrics`` too when the app's metrics are public)."""
 
 
-def _describe_problems(app: FastAPI, *, secured: bool) -> None:
+def _describe_problems(app: FastAPI, *, secured: bool, open_routes: set[str]) -> None:
     """Document every error answer as what it is (problem details, not FastAPI's own
     validation error shape), and the API key every other route needs."""
     default = app.openapi
@@ -153,7 +197,7 @@ def _describe_problems(app: FastAPI, *, secured: bool) -> None:
                 }
             for path, operations in schema.get("paths", {}).items():
                 for operation in operations.values():
-                    if secured and path not in OPEN_ROUTES:
+                    if secured and path not in open_routes:
                         operation["security"] = [{"apiKey": []}]
                     for status, response in operation.get("responses", {}).items():
                         if not str(status).startswith("2"):

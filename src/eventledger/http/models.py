@@ -121,6 +121,9 @@ class ProjectionOut(pydantic.BaseModel):
     position: int
     head_position: int
     events_behind: int
+    events_behind_capped: bool = pydantic.Field(
+        False, description="events_behind is a lower bound (counting stops at 100,000)"
+    )
     seconds_behind: float
     generation: int
     last_error: str | None
@@ -249,6 +252,7 @@ def status_json(status: ProjectionStatus) -> dict[str, Any]:
         "position": status.position,
         "head_position": status.head_position,
         "events_behind": status.events_behind,
+        "events_behind_capped": status.behind_capped,
         "seconds_behind": status.seconds_behind,
         "generation": status.generation,
         "last_error": status.last_error,

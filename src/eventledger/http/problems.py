@@ -59,12 +59,20 @@ class Problem(pydantic.BaseModel):
 class HttpProblem(Exception):
     """Raised by routes for an error that is not an eventledger error."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.slug = slug
         self.title = title
         self.detail = detail
+        self.headers = headers
 
 
 # (status, slug, title) by exception type; the nearest class in the MRO wins.
@@ -105,8 +113,8 @@ def problem(
 def for_exception(error: BaseException) -> JSONResponse:
     if isinstance(error, HttpProblem):
         challenge = {"WWW-Authenticate": 'Bearer realm="eventledger"'}
-        headers = challenge if error.status == 401 else None
-        return problem(error.status, error.slug, error.title, error.detail, headers=headers)
+        extra = {**(challenge if error.status == 401 else {}), **(error.headers or {})}
+        return problem(error.status, error.slug, error.title, error.detail, headers=extra)
     for klass in type(error).__mro__:
         found = _MAPPING.get(klass)
         if found is not None:

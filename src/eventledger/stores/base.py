@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
 from eventledger import _json
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
-from eventledger.errors import DuplicateEventId, InvalidInput, StoreClosed, UnsupportedFeature
+from eventledger.errors import (
+    ConflictError,
+    DuplicateEventId,
+    InvalidInput,
+    StoreClosed,
+    UnsupportedFeature,
+)
+from eventledger.observability import instruments, tracing
 from eventledger.records import (
     ANY,
     AppendResult,
@@ -33,12 +41,15 @@ from eventledger.records import (
 from eventledger.stores._notify import AppendSignal
 
 if TYPE_CHECKING:
+    from eventledger.personal.keyring import Keyring
     from eventledger.storage import (
         CommandLog,
         Concern,
         KeyStorage,
+        PersonalDataStorage,
         ProcessStorage,
         ReadSideStorage,
+        RetentionStorage,
         SqlTables,
     )
 
@@ -80,6 +91,16 @@ class StoreTransaction(abc.ABC):
     _failed: str | None = None
     _appended_ids: set[uuid.UUID] | None = None
     _statements: int = 0
+    _first_append_at: float = 0.0
+    _on_commit: list[Callable[[], None]] | None = None
+    owner: EventStore | None = None
+    """The store the transaction runs on (backends set it)."""
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (not if it rolls back)."""
+        if self._on_commit is None:
+            self._on_commit = []
+        self._on_commit.append(callback)
 
     async def append(
         self,
@@ -111,14 +132,34 @@ class StoreTransaction(abc.ABC):
             )
         stream_id = check.check_stream_id(stream_id)
         expected = check.check_expected_version(expected_version)
+        events = _listed(events)
         prepared = check.prepare_events(events, self.max_event_size)
         seen = self._appended_ids if self._appended_ids is not None else set()
         reused = [str(e.id) for e in prepared if e.id in seen]
         if reused:
             self._failed = "event ids used twice"
             raise DuplicateEventId(stream_id, reused, "this transaction appended them already")
+        sealing = None
+        if self.owner is not None and _any_personal(events):
+            try:
+                sealed, sealing = await self.owner.keyring.seal(stream_id, list(events))
+            except BaseException as error:
+                self._failed = f"{type(error).__name__} on {stream_id!r}"
+                raise
+            prepared = check.prepare_events(sealed, self.max_event_size)
+        if not seen:
+            self._first_append_at = time.perf_counter()
         try:
-            result = await self._append(stream_id, expected, prepared)
+            with tracing.span(
+                f"append {stream_id}",
+                attributes={
+                    "eventledger.stream_id": stream_id,
+                    "eventledger.events": len(prepared),
+                },
+            ):
+                result = await self._append(stream_id, expected, prepared)
+                if sealing is not None and self.owner is not None:
+                    await self.owner.keyring.record(self, sealing)
         except BaseException as error:
             self._failed = f"{type(error).__name__} on {stream_id!r}"
             raise
@@ -203,6 +244,9 @@ class EventStore(abc.ABC):
     capabilities: ClassVar[frozenset[Concern]] = frozenset()
     """What the backend keeps besides the log (see :mod:`eventledger.storage`)."""
 
+    ephemeral: ClassVar[bool] = False
+    """Nothing the store keeps outlives the process (the memory store)."""
+
     max_event_size: int = check.DEFAULT_MAX_EVENT_SIZE
     """Bytes of JSON (data and metadata) an event may take; ``max_event_size=N`` in
     any store URL changes it."""
@@ -236,10 +280,47 @@ class EventStore(abc.ABC):
         self._check_open()
         stream_id = check.check_stream_id(stream_id)
         expected = check.check_expected_version(expected_version)
+        events = _listed(events)
+        if _any_personal(events):
+            events = await self._sealed(stream_id, list(events))
         prepared = check.prepare_events(events, self.max_event_size)
-        result = await self._append(stream_id, expected, prepared)
+        started = time.perf_counter()
+        with tracing.span(
+            f"append {stream_id}",
+            attributes={
+                "eventledger.stream_id": stream_id,
+                "eventledger.events": len(prepared),
+                "eventledger.backend": self.backend,
+            },
+        ):
+            result = await self._append(stream_id, expected, prepared)
+        instruments.current.appended(self.backend, len(prepared), time.perf_counter() - started)
         self._appended()
         return result
+
+    async def _sealed(self, stream_id: str, events: list[NewEvent]) -> list[NewEvent]:
+        """The events with their personal values sealed; new subjects' keys (and which
+        streams hold their values) are stored first, in a transaction of their own."""
+        check.prepare_events(events, self.max_event_size)  # refuse bad input before sealing
+        for _ in range(3):
+            sealed, sealing = await self.keyring.seal(stream_id, events)
+            if sealing is None or await self.keyring.keep(sealing):
+                return sealed
+            # Another writer made a key for the same new subject: seal with theirs.
+        raise ConflictError(
+            f"appending to {stream_id!r}: other writers kept making keys for the same new"
+            " subjects; append again"
+        )
+
+    @property
+    def keyring(self) -> Keyring:
+        """Seals and opens personal values (:mod:`eventledger.personal`)."""
+        keyring = self.__dict__.get("_keyring")
+        if keyring is None:
+            from eventledger.personal.keyring import Keyring
+
+            keyring = self.__dict__["_keyring"] = Keyring(self)
+        return keyring
 
     def read_stream(
         self,
@@ -284,7 +365,10 @@ class EventStore(abc.ABC):
         remaining = limit
         while remaining is None or remaining > 0:
             size = _page_size(remaining)
-            page = await self._read_stream_page(stream_id, cursor, backwards, size, as_of)
+            page = await self._opened(
+                await self._read_stream_page(stream_id, cursor, backwards, size, as_of)
+            )
+            instruments.current.read(self.backend, len(page))
             for event in page:
                 yield event
             if len(page) < size:
@@ -340,8 +424,11 @@ class EventStore(abc.ABC):
                     return
             window = TimeWindow(since, until, upto)
 
+        async def opened_page(after: int, size: int) -> list[RecordedEvent]:
+            return await self._opened(await self._read_all_page(after, size, window))
+
         def fetch(after: int, size: int) -> asyncio.Future[list[RecordedEvent]]:
-            return asyncio.ensure_future(self._read_all_page(after, size, window))
+            return asyncio.ensure_future(opened_page(after, size))
 
         # While the caller works through one page, the next is already on its way: the
         # database's work overlaps with the caller's. At most two pages in memory.
@@ -357,6 +444,7 @@ class EventStore(abc.ABC):
                 if len(page) == size and (remaining is None or remaining > 0):
                     size = _page_size(remaining)
                     pending = fetch(page[-1].position, size)
+                instruments.current.read(self.backend, len(page))
                 for event in page:
                     yield event
         finally:
@@ -423,7 +511,11 @@ class EventStore(abc.ABC):
     async def read_event(self, event_id: uuid.UUID | str) -> RecordedEvent | None:
         """The event with this id, or None. Only events a reader of `read_all` can see."""
         self._check_open()
-        return await self._read_event(check.check_event_id(event_id))
+        event = await self._read_event(check.check_event_id(event_id))
+        if event is None:
+            return None
+        (event,) = await self._opened([event])
+        return event
 
     async def read_correlated(
         self, correlation_id: str, *, limit: int = 10_000
@@ -436,7 +528,14 @@ class EventStore(abc.ABC):
                 f"a correlation id is a non-empty string of at most 255, not {correlation_id!r}"
             )
         count = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT * 10)
-        return await self._read_correlated(correlation_id, count)
+        return await self._opened(await self._read_correlated(correlation_id, count))
+
+    async def _opened(self, page: list[RecordedEvent]) -> list[RecordedEvent]:
+        """The page with personal values in clear, or redacted where forgotten."""
+        for event in page:
+            if _PERSONAL in event.metadata:
+                return await self.keyring.open_page(page)
+        return page
 
     async def count_events(
         self, *, after: int = 0, upto: int | None = None, limit: int | None = None
@@ -504,6 +603,21 @@ class EventStore(abc.ABC):
         self.require("api_keys")
         raise NotImplementedError  # pragma: no cover
 
+    def personal_data_storage(self) -> PersonalDataStorage:
+        """The subjects' data keys (:mod:`eventledger.personal`)."""
+        self.require("personal_data")
+        raise NotImplementedError  # pragma: no cover
+
+    def retention_storage(self) -> RetentionStorage:
+        """Soft-delete marks and deleting events (:mod:`eventledger.retention`)."""
+        self.require("retention")
+        raise NotImplementedError  # pragma: no cover
+
+    async def scrub(self, *, full: bool = False) -> None:
+        """Leave nothing of deleted rows in the database's files (see
+        :func:`eventledger.personal.scrub`). A store without files does nothing."""
+        self._check_open()
+
     # --- the read side's access to the database ------------------------------------------
 
     @abc.abstractmethod
@@ -539,6 +653,19 @@ class EventStore(abc.ABC):
 
     def _appended(self) -> None:
         self._signal.ring()
+
+    def _committed(self, tx: StoreTransaction) -> None:
+        """A transaction committed: count its appends and wake readers (backends call
+        this after their COMMIT)."""
+        if tx.appended:
+            instruments.current.appended(
+                self.backend,
+                len(tx._appended_ids or ()),
+                time.perf_counter() - tx._first_append_at,
+            )
+            self._appended()
+        for callback in tx._on_commit or ():
+            callback()
 
     async def close(self) -> None:
         """Release connections. Closing twice is harmless."""
@@ -626,6 +753,23 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
+
+
+_PERSONAL = "_personal"  # eventledger.personal.keyring.PERSONAL_KEY
+
+
+def _listed(events: Iterable[NewEvent]) -> Iterable[NewEvent]:
+    """The events as a list, to be looked at twice (a single value is left for the
+    checks to refuse)."""
+    if isinstance(events, list | NewEvent | str | bytes | dict):
+        return events
+    return list(events)
+
+
+def _any_personal(events: Iterable[NewEvent]) -> bool:
+    if not isinstance(events, list):
+        return False  # a single value: the checks refuse it
+    return any(isinstance(e, NewEvent) and e.personal for e in events)
 
 
 def _page_size(remaining: int | None) -> int:

@@ -110,6 +110,13 @@ class SubscriptionStatus:
     held_back: Horizon | None = None
     """Set when committed events wait for an older writer (see docs/ordering.md): how
     many, and who holds them."""
+    behind_capped: bool = False
+    """`events_behind` is a lower bound: counting stops at ``BEHIND_COUNTED`` (counting a
+    million events costs about 100 ms, and status is asked for every few seconds)."""
+
+
+BEHIND_COUNTED = 100_000
+"""How many events behind a status counts at most."""
 
 
 @dataclass

@@ -10,12 +10,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from eventledger.context import message_context
 from eventledger.errors import InvalidInput, LeaseLost, OperationalError, ProjectionFailed
 from eventledger.failures import OnFailure, describe_error
+from eventledger.observability import instruments, tracing
+from eventledger.observability.logs import working_on
 from eventledger.records import Horizon, RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
 from eventledger.stores.base import EventStore, StoreTransaction
 from eventledger.subscriptions.consumer import (
+    BEHIND_COUNTED,
     CatchUpCopy,
     Consumer,
     HandlerFailed,
@@ -28,6 +32,9 @@ __all__ = ["Subscription"]
 log = logging.getLogger("eventledger.subscriptions")
 
 STALLED_AFTER = 3
+MAX_LINKS = 128
+"""A batch's span links to the traces of at most this many of its events (the SDK's
+default limit)."""
 """Failed steps in a row (the store down, say) after which the status says stalled."""
 # Failures that are not an event's fault: they never park anything.
 _NOT_THE_EVENTS = (LeaseLost, OperationalError)
@@ -91,6 +98,10 @@ class Subscription:
         self.active = False
 
     async def _run(self) -> None:
+        with working_on(projection=self.name):  # in every log line of this task
+            await self._loop()
+
+    async def _loop(self) -> None:
         errors = 0
         while not self._stopping:
             try:
@@ -246,16 +257,25 @@ class Subscription:
         checkpoint_name: str,
     ) -> None:
         """Hand `records` to `consumer` and move `checkpoint_name` to `checkpoint`, together."""
-        batch = consumer.batch(records)
-        await batch.prepare()
-        if not consumer.durable:
-            await batch.commit(None)
-        else:
-            async with self.store.transaction() as tx:
-                await self.hold_lease(tx)
-                await batch.commit(tx)
-                await self.read_side.set_checkpoint(tx, checkpoint_name, checkpoint)
-            self._last_renewal = time.monotonic()
+        started = time.perf_counter()
+        with tracing.span(
+            f"projection {self.name} batch",
+            kind="consumer",
+            attributes={"eventledger.projection": self.name, "eventledger.events": len(records)},
+            links=[record.metadata for record in records[:MAX_LINKS]],
+        ):
+            batch = consumer.batch(records)
+            await batch.prepare()
+            if not consumer.durable:
+                await batch.commit(None)
+            else:
+                async with self.store.transaction() as tx:
+                    await self.hold_lease(tx)
+                    await batch.commit(tx)
+                    await self.read_side.set_checkpoint(tx, checkpoint_name, checkpoint)
+                self._last_renewal = time.monotonic()
+        if records:
+            instruments.current.handled(self.name, len(records), time.perf_counter() - started)
         if checkpoint_name == self.name:
             self.position = checkpoint
             await self.announce()
@@ -280,15 +300,20 @@ class Subscription:
                 failure = again
             except Exception as error:
                 failure = HandlerFailed(0, error)
-        log.error(
-            "%s: parked event %s (%s at position %d) after %d attempts: %s",
-            self.name,
-            record.id,
-            record.type,
-            record.position,
-            policy.max_attempts,
-            failure.text,
-        )
+        correlation = record.metadata.get("correlation_id")
+        with message_context(  # the log line names the chain the event belongs to
+            correlation_id=correlation if isinstance(correlation, str) else None,
+            causation_id=str(record.id),
+        ):
+            log.error(
+                "%s: parked event %s (%s at position %d) after %d attempts: %s",
+                self.name,
+                record.id,
+                record.type,
+                record.position,
+                policy.max_attempts,
+                failure.text,
+            )
         skip = policy.on_failure is OnFailure.SKIP
         letter_id = 0
         if self.durable:
@@ -438,7 +463,7 @@ class Subscription:
     async def status(self, generation: int, horizon: Horizon | None = None) -> SubscriptionStatus:
         position = await self.reached()
         head = await self.store.head_position()
-        behind = await self.store.count_events(after=position, limit=10_000_000)
+        behind = await self.store.count_events(after=position, limit=BEHIND_COUNTED)
         seconds = 0.0
         async for record in self.store.read_all(after=position, limit=1):
             seconds = max(0.0, (datetime.now(UTC) - record.recorded_at).total_seconds())
@@ -455,4 +480,5 @@ class Subscription:
             self.copy.progress() if self.copy is not None else None,
             self.consumer.memory_bytes(),
             horizon if horizon is not None and horizon.lagging else None,
+            behind_capped=behind >= BEHIND_COUNTED,
         )

@@ -6,7 +6,8 @@
 - :class:`StorageConformance`: the shared suites of the storage protocols
   (:mod:`eventledger.storage`), one per protocol: :class:`ReadSideConformance`,
   :class:`SqlTablesConformance`, :class:`CommandLogConformance`,
-  :class:`ProcessStorageConformance` and :class:`KeyStorageConformance`.
+  :class:`ProcessStorageConformance`, :class:`KeyStorageConformance`,
+  :class:`PersonalDataConformance` and :class:`RetentionConformance`.
 
 The suites need pytest, pytest-asyncio and hypothesis (``pip install 'eventledger[test]'``).
 """
@@ -20,8 +21,10 @@ if TYPE_CHECKING:
     from eventledger.testing.storage_conformance import (
         CommandLogConformance,
         KeyStorageConformance,
+        PersonalDataConformance,
         ProcessStorageConformance,
         ReadSideConformance,
+        RetentionConformance,
         SqlTablesConformance,
         StorageConformance,
     )
@@ -31,8 +34,10 @@ __all__ = [
     "EventStoreConformance",
     "KeyStorageConformance",
     "Outcome",
+    "PersonalDataConformance",
     "ProcessStorageConformance",
     "ReadSideConformance",
+    "RetentionConformance",
     "Scenario",
     "SqlTablesConformance",
     "StorageConformance",
@@ -43,8 +48,10 @@ __all__ = [
 _STORAGE_SUITES = (
     "CommandLogConformance",
     "KeyStorageConformance",
+    "PersonalDataConformance",
     "ProcessStorageConformance",
     "ReadSideConformance",
+    "RetentionConformance",
     "SqlTablesConformance",
     "StorageConformance",
 )

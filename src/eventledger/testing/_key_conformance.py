@@ -38,6 +38,11 @@ def _same(found: StoredKey | None, key: StoredKey) -> bool:
             if key.revoked_at is None
             else close_to(found.revoked_at, key.revoked_at)
         )
+        and (
+            found.expires_at is None
+            if key.expires_at is None
+            else close_to(found.expires_at, key.expires_at)
+        )
     )
 
 
@@ -95,4 +100,45 @@ class KeyStorageConformance(OpensStore):
         assert untouched is not None
         assert untouched.revoked_at is None
         await keys.revoke_key("k-unknown", first)
+        assert await keys.get_key("k-unknown") is None
+
+    async def test_a_key_keeps_the_time_it_expires_and_none_means_never(
+        self, keys: KeyStorage
+    ) -> None:
+        expiring = dataclasses.replace(_key("k-1"), expires_at=T0 + timedelta(days=90))
+        await keys.add_key(expiring)
+        await keys.add_key(_key("k-2"))
+        assert _same(await keys.get_key("k-1"), expiring)
+        never = await keys.get_key("k-2")
+        assert never is not None
+        assert never.expires_at is None
+        listed = await keys.list_keys()
+        assert _same(listed[0], expiring)
+
+    async def test_expiring_a_key_sets_its_time_unless_it_expires_sooner(
+        self, keys: KeyStorage
+    ) -> None:
+        await keys.add_key(_key("k-never"))
+        soon = T0 + timedelta(days=1, microseconds=3)
+        await keys.add_key(dataclasses.replace(_key("k-soon"), expires_at=soon))
+        await keys.add_key(_key("k-other"))
+        later = T0 + timedelta(days=2)
+        await keys.expire_key("k-never", later)
+        await keys.expire_key("k-soon", later)
+        never = await keys.get_key("k-never")
+        assert never is not None
+        assert close_to(never.expires_at, later)
+        kept = await keys.get_key("k-soon")
+        assert kept is not None
+        assert close_to(kept.expires_at, soon)
+        earlier = T0 + timedelta(hours=1)
+        await keys.expire_key("k-soon", earlier)
+        moved = await keys.get_key("k-soon")
+        assert moved is not None
+        assert close_to(moved.expires_at, earlier)
+        other = await keys.get_key("k-other")
+        assert other is not None
+        assert other.expires_at is None
+        assert other.revoked_at is None
+        await keys.expire_key("k-unknown", later)
         assert await keys.get_key("k-unknown") is None

@@ -155,6 +155,21 @@ class ProcessStorageConformance(OpensStore):
         assert await processes.list_instances("fulfilment", None, 10, 5) == []
         assert await processes.list_instances("shipping", None, 10, 0) == []
 
+    async def test_instances_are_counted_by_status(
+        self, store: EventStore, processes: ProcessStorage
+    ) -> None:
+        assert await processes.count_instances("fulfilment") == {}
+        rows = [
+            _instance("o-1", "active", 10),
+            _instance("o-2", "completed", 30),
+            _instance("o-3", "active", 20),
+            _instance("o-9", "failed", 99, process="billing"),
+        ]
+        async with store.transaction() as tx:
+            await processes.save(tx, rows, [], [])
+        assert await processes.count_instances("fulfilment") == {"active": 2, "completed": 1}
+        assert await processes.count_instances("billing") == {"failed": 1}
+
     async def test_instances_are_paged_after_the_last_one_seen(
         self, store: EventStore, processes: ProcessStorage
     ) -> None:

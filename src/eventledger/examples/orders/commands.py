@@ -13,7 +13,7 @@ from typing import Annotated
 import pydantic
 
 from eventledger import Command, CommandContext, CommandHandlers
-from eventledger.examples.orders.domain import Money, Order, OrderLine, Sku
+from eventledger.examples.orders.domain import Customer, Money, Order, OrderLine, Sku
 from eventledger.examples.orders.stock import StockItem
 
 Id = Annotated[
@@ -28,11 +28,14 @@ handlers = CommandHandlers()
 
 
 class PlaceOrder(Command):
-    """Place an order for a customer: its lines, with quantities and unit prices."""
+    """Place an order for a customer: its lines, with quantities and unit prices, and
+    optionally who the customer is (name, email, shipping address: personal data of
+    `customer_id`, which the command log does not keep)."""
 
     order_id: Id
     customer_id: Id
     lines: list[OrderLine] = pydantic.Field(min_length=1, max_length=100)
+    customer: Customer | None = None
 
 
 class PayOrder(Command):
@@ -94,7 +97,9 @@ class ReleaseStock(Command):
 
 @handlers.handler
 async def place_order(command: PlaceOrder, context: CommandContext) -> str:
-    context.add(Order.create(command.order_id, command.customer_id, command.lines))
+    context.add(
+        Order.create(command.order_id, command.customer_id, command.lines, command.customer)
+    )
     return command.order_id
 
 

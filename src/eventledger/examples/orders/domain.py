@@ -1,5 +1,9 @@
 """Orders: created with a customer and lines, paid, shipped, delivered, or cancelled.
 
+The customer's name, email and shipping address are personal data of the customer
+(:class:`Customer`): sealed with the customer's own key, and read as
+:class:`~eventledger.personal.Redacted` once the customer is forgotten.
+
 The rules between the states:
 
 - an order needs at least one line; quantities are positive, prices not negative;
@@ -17,6 +21,7 @@ from typing import Annotated
 import pydantic
 
 from eventledger import Aggregate, DomainError, Event, applies
+from eventledger.personal import Personal, Redacted
 
 Money = Annotated[
     Decimal,
@@ -49,12 +54,68 @@ class OrderLine(pydantic.BaseModel):
         return self.unit_price * self.quantity
 
 
+Text = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=200)]
+# Control characters are named: JSON Schema's \s and Python's differ on some of them.
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+Email = Annotated[
+    str,
+    pydantic.StringConstraints(
+        min_length=3, max_length=254, pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}$"
+    ),
+]
+
+
+class ShippingAddress(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    street: Text
+    city: Text
+    postal_code: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=20)]
+    country: Text
+
+
+class Customer(pydantic.BaseModel):
+    """Who an order is for, as ``PlaceOrder`` takes it. Each field is personal data of
+    the order's ``customer_id`` (so the command log does not keep it either)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[Text, Personal(subject="customer_id")]
+    email: Annotated[Email, Personal(subject="customer_id")]
+    shipping_address: Annotated[ShippingAddress | None, Personal(subject="customer_id")] = None
+
+    @pydantic.model_validator(mode="after")
+    def _values_not_markers(self) -> Customer:
+        for name in ("name", "email", "shipping_address"):
+            if isinstance(getattr(self, name), Redacted):
+                raise ValueError(f"{name} is a value, not a redaction marker")
+        return self
+
+
+class OrderCustomer(pydantic.BaseModel):
+    """The customer as ``OrderCreated`` records them: each field reads as
+    :class:`Redacted` once the customer is forgotten."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str | Redacted, Personal(subject="customer_id")]
+    email: Annotated[str | Redacted, Personal(subject="customer_id")]
+    shipping_address: Annotated[
+        ShippingAddress | Redacted | None, Personal(subject="customer_id")
+    ] = None
+
+    @property
+    def forgotten(self) -> bool:
+        return isinstance(self.name, Redacted) or isinstance(self.email, Redacted)
+
+
 # --- events ----------------------------------------------------------------------------
 
 
 class OrderCreated(Event):
     customer_id: str
     lines: list[OrderLine]
+    customer: OrderCustomer | None = None
 
 
 class OrderPaid(Event):
@@ -121,13 +182,20 @@ class Order(Aggregate, category="Order"):
         return sum((line.total for line in self.lines), Decimal(0))
 
     @classmethod
-    def create(cls, order_id: str, customer_id: str, lines: list[OrderLine]) -> Order:
+    def create(
+        cls,
+        order_id: str,
+        customer_id: str,
+        lines: list[OrderLine],
+        customer: Customer | None = None,
+    ) -> Order:
         if not lines:
             raise EmptyOrder(f"order {order_id} needs at least one line")
         if not customer_id:
             raise OrderError(f"order {order_id} needs a customer")
         order = cls(id=order_id)
-        order.record(OrderCreated(customer_id=customer_id, lines=lines))
+        details = None if customer is None else OrderCustomer(**dict(customer))
+        order.record(OrderCreated(customer_id=customer_id, lines=lines, customer=details))
         return order
 
     def pay(self, amount: Decimal, payment_id: str) -> None:

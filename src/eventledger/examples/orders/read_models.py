@@ -3,28 +3,63 @@
 - ``order_list``: one document per order, queried by status, customer, total and date;
 - ``customer_orders``: one document per customer with the number and value of orders;
 - ``daily_sales``: a SQL table of orders paid and revenue per day (refunds subtracted).
+
+``order_list`` and ``customer_orders`` show the customer's name and email when the
+order carries them; when the customer is forgotten (``SubjectForgotten``, in the
+``Subject`` category) they drop them, so the read models keep nothing readable of them.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from eventledger.examples.orders.domain import (
     OrderCancelled,
     OrderCreated,
+    OrderCustomer,
     OrderDelivered,
     OrderPaid,
     OrderShipped,
 )
+from eventledger.personal import Redacted, SubjectForgotten
 from eventledger.projections import Context, DocumentProjection, From, SqlProjection, on
 from eventledger.records import RecordedEvent
+
+PERSONAL_FIELDS = ("customer_name", "customer_email")
+"""What the read models copy of a customer's personal data."""
+
+
+def customer_fields(customer: OrderCustomer | None) -> dict[str, Any]:
+    """The customer's name and email for a document (none of a forgotten customer)."""
+    if customer is None:
+        return {}
+    shown: dict[str, Any] = {}
+    for field, value in (("customer_name", customer.name), ("customer_email", customer.email)):
+        if not isinstance(value, Redacted):
+            shown[field] = value
+    if customer.forgotten:
+        shown["customer_forgotten"] = True
+    return shown
+
+
+def without_customer(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with nothing readable of its (forgotten) customer left."""
+    kept = {k: v for k, v in doc.items() if k not in PERSONAL_FIELDS}
+    kept["customer_forgotten"] = True
+    return kept
+
+
+def _forgotten_orders(event: SubjectForgotten) -> list[str]:
+    """The orders whose values of the forgotten customer read as redacted now."""
+    return sorted({s.partition("-")[2] for s in event.streams if s.startswith("Order-")})
 
 
 class OrderList(DocumentProjection):
     """Every order with its status: what an order list page shows."""
 
     name = "order_list"
-    categories = ("Order",)
+    categories = ("Order", "Subject")
     indexes = {
         "status": "text",
         "customer_id": "text",
@@ -52,21 +87,30 @@ class OrderList(DocumentProjection):
                 "lines": len(event.lines),
                 "total": str(total),
                 "created_at": context.recorded_at.isoformat(),
+                **customer_fields(event.customer),
             },
         )
+
+    @on
+    async def forgotten(self, event: SubjectForgotten, context: Context) -> None:
+        assert context.docs is not None
+        for order_id in _forgotten_orders(event):
+            doc = await context.docs.get(order_id)
+            if doc is not None and doc.get("customer_id") == event.subject:
+                await context.docs.put(order_id, without_customer(doc))
 
 
 class CustomerOrders(DocumentProjection):
     """Orders per customer: how many, in which states, and what they paid."""
 
     name = "customer_orders"
-    categories = ("Order",)
+    categories = ("Order", "Subject")
     indexes = {"kind": "text", "orders": "number", "paid_total": "number"}
 
     def document_id(self, record: RecordedEvent) -> str | None:
         # Prefetch the order's pointer document; the customer's follows from it.
-        _, _, order_id = record.stream_id.partition("-")
-        return f"order:{order_id}"
+        category, _, entity = record.stream_id.partition("-")
+        return f"customer:{entity}" if category == "Subject" else f"order:{entity}"
 
     @on
     async def created(self, event: OrderCreated, context: Context) -> None:
@@ -83,7 +127,26 @@ class CustomerOrders(DocumentProjection):
         }
         customer["orders"] += 1
         customer["order_ids"].append(context.aggregate_id)
+        if event.customer is not None:  # the latest order's details win
+            shown = customer_fields(event.customer)
+            customer.pop("name", None)
+            customer.pop("email", None)
+            if "customer_name" in shown:
+                customer["name"] = shown["customer_name"]
+            if "customer_email" in shown:
+                customer["email"] = shown["customer_email"]
+            if shown.get("customer_forgotten"):
+                customer["forgotten"] = True
         await context.docs.put(f"customer:{event.customer_id}", customer)
+
+    @on
+    async def forgotten(self, event: SubjectForgotten, context: Context) -> None:
+        assert context.docs is not None
+        key = f"customer:{event.subject}"
+        customer = await context.docs.get(key)
+        if customer is not None:
+            kept = {k: v for k, v in customer.items() if k not in ("name", "email")}
+            await context.docs.put(key, {**kept, "forgotten": True})
 
     @on
     async def paid(self, event: OrderPaid | OrderCancelled, context: Context) -> None:

@@ -12,7 +12,7 @@ from eventledger.stores.base import EventStore
 
 __all__ = ["SqlKeyStorage"]
 
-_COLUMNS = "id, owner, secret_hash, scopes, created_at, revoked_at"
+_COLUMNS = "id, owner, secret_hash, scopes, created_at, revoked_at, expires_at"
 
 
 class SqlKeyStorage:
@@ -31,19 +31,22 @@ class SqlKeyStorage:
             frozenset(str(row[3]).split()),
             d.time_value(row[4]) or EPOCH,
             d.time_value(row[5]),
+            d.time_value(row[6]),
         )
 
     async def add_key(self, key: StoredKey) -> None:
         d = self.sql
         async with self.store.transaction() as tx:
             await tx.execute(
-                f"INSERT INTO {d.t('api_keys')} (id, owner, secret_hash, scopes, created_at)"
-                f" VALUES ({d.marks(5)})",
+                f"INSERT INTO {d.t('api_keys')}"
+                " (id, owner, secret_hash, scopes, created_at, expires_at)"
+                f" VALUES ({d.marks(6)})",
                 key.id,
                 key.owner,
                 key.secret_hash,
                 " ".join(sorted(key.scopes)),
                 d.time_param(key.created_at),
+                None if key.expires_at is None else d.time_param(key.expires_at),
             )
 
     async def get_key(self, key_id: str) -> StoredKey | None:
@@ -67,4 +70,15 @@ class SqlKeyStorage:
                 f" WHERE id = {d.p(2)} AND revoked_at IS NULL",
                 d.time_param(when),
                 key_id,
+            )
+
+    async def expire_key(self, key_id: str, when: datetime) -> None:
+        d = self.sql
+        async with self.store.transaction() as tx:
+            await tx.execute(
+                f"UPDATE {d.t('api_keys')} SET expires_at = {d.p(1)}"
+                f" WHERE id = {d.p(2)} AND (expires_at IS NULL OR expires_at > {d.p(3)})",
+                d.time_param(when),
+                key_id,
+                d.time_param(when),
             )

@@ -83,6 +83,15 @@ class SqlProcessStorage:
         )
         return [self._instance(row) for row in rows]
 
+    async def count_instances(self, process: str) -> dict[str, int]:
+        d = self.sql
+        rows = await self.store.fetch(
+            f"SELECT status, count(*) FROM {d.t('process_instances')}"
+            f" WHERE process = {d.p(1)} GROUP BY status",
+            process,
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def save(
         self,
         tx: StoreTransaction,

@@ -35,3 +35,9 @@ class MemoryKeyStorage:
             key = self.log.api_keys.get(key_id)
             if key is not None and key.revoked_at is None:
                 self.log.api_keys[key_id] = dataclasses.replace(key, revoked_at=when)
+
+    async def expire_key(self, key_id: str, when: datetime) -> None:
+        with self.log.lock:
+            key = self.log.api_keys.get(key_id)
+            if key is not None and (key.expires_at is None or key.expires_at > when):
+                self.log.api_keys[key_id] = dataclasses.replace(key, expires_at=when)

@@ -25,6 +25,7 @@ from eventledger.storage import (
     InstanceRow,
     LeaseInfo,
     StoredKey,
+    SubjectKey,
     TimeoutRow,
 )
 from eventledger.stores._repeats import expected_holds
@@ -44,6 +45,8 @@ class _Stored:
     data: bytes
     metadata: bytes
     recorded_at: datetime
+    gone: bool = False
+    """Deleted for good (eventledger.retention): kept only to hold its position."""
 
     def decode(self) -> RecordedEvent:
         return RecordedEvent(
@@ -64,6 +67,15 @@ class _Stream:
     positions: list[int] = field(default_factory=list)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    deleted_before: int = 1
+    """Versions below it were deleted for good (eventledger.retention)."""
+    hidden_before: int | None = None
+    """A soft delete: versions below it are hidden."""
+
+    @property
+    def floor(self) -> int:
+        """The first version reads may show."""
+        return max(self.deleted_before, self.hidden_before or 1)
 
 
 class MemoryLog:
@@ -76,6 +88,8 @@ class MemoryLog:
         self.streams: dict[str, _Stream] = {}
         self.ids: dict[uuid.UUID, _Stored] = {}
         self.correlations: dict[str, list[int]] = {}
+        self.deleted = 0
+        """How many events were deleted for good (their positions stay, marked gone)."""
         self.snapshots: dict[str, dict[int, tuple[Snapshot, bytes]]] = {}
         # The read side (see eventledger.projections): what SQL stores keep in tables.
         self.checkpoints: dict[str, int] = {}
@@ -91,6 +105,9 @@ class MemoryLog:
         self.process_instances: dict[tuple[str, str], InstanceRow] = {}
         self.process_timeouts: dict[uuid.UUID, tuple[TimeoutRow, bool]] = {}
         self.api_keys: dict[str, StoredKey] = {}
+        # Personal data: the subjects' data keys and the streams holding their values.
+        self.subject_keys: dict[str, SubjectKey] = {}
+        self.subject_streams: dict[str, set[str]] = {}
 
 
 class MemoryTransaction(StoreTransaction):

@@ -50,6 +50,14 @@ class MemoryProcessStorage:
         rows.sort(key=lambda r: (-r.updated_at.timestamp(), r.instance_id))
         return [dataclasses.replace(r) for r in rows[offset : offset + limit]]
 
+    async def count_instances(self, process: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self.log.lock:
+            for (name, _), row in self.log.process_instances.items():
+                if name == process:
+                    counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
     async def save(
         self,
         tx: StoreTransaction,

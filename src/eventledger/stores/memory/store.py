@@ -31,8 +31,10 @@ if TYPE_CHECKING:
         CommandLog,
         Concern,
         KeyStorage,
+        PersonalDataStorage,
         ProcessStorage,
         ReadSideStorage,
+        RetentionStorage,
     )
 
 __all__ = ["MemoryStore"]
@@ -45,8 +47,9 @@ class MemoryStore(EventStore):
     """An event store held in this process's memory."""
 
     backend = "memory"
+    ephemeral = True
     capabilities: ClassVar[frozenset[Concern]] = frozenset(
-        {"read_side", "command_log", "processes", "api_keys"}
+        {"read_side", "command_log", "processes", "api_keys", "personal_data", "retention"}
     )
 
     def __init__(self, name: str = "") -> None:
@@ -89,15 +92,17 @@ class MemoryStore(EventStore):
         with log.lock:
             stream = log.streams.get(stream_id)
             positions = stream.positions if stream else []
+            floor = stream.floor if stream else 1  # deleted or hidden below it
             if as_of is not None:
                 # Times never run backwards within a stream: "as of" is a prefix of it.
                 times = [log.events[p - 1].recorded_at for p in positions]
                 positions = positions[: bisect.bisect_right(times, as_of)]
             if backwards:
                 end = min(cursor, len(positions))
-                chosen = positions[max(0, end - size) : end][::-1]
+                chosen = positions[max(floor - 1, end - size) : end][::-1]
             else:
-                chosen = positions[cursor - 1 : cursor - 1 + size]
+                start = max(cursor, floor)
+                chosen = positions[start - 1 : start - 1 + size]
             stored = [log.events[p - 1] for p in chosen]
         return [s.decode() for s in stored]
 
@@ -109,7 +114,18 @@ class MemoryStore(EventStore):
         if window is not None and window.upto is not None:
             end = min(end, window.upto)
         with self._log.lock:
-            page = self._log.events[after:end]
+            if not self._log.deleted:
+                page = self._log.events[after:end]
+            else:  # skip deleted events: a page is short only at the end
+                limit = len(self._log.events)
+                if window is not None and window.upto is not None:
+                    limit = min(limit, window.upto)
+                page = []
+                index = after
+                while len(page) < size and index < limit:
+                    if not self._log.events[index].gone:
+                        page.append(self._log.events[index])
+                    index += 1
         return [stored.decode() for stored in page]
 
     async def _last_position_until(self, until: datetime) -> int | None:
@@ -131,8 +147,10 @@ class MemoryStore(EventStore):
         with self._log.lock:
             names = sorted(
                 name
-                for name in self._log.streams
-                if name.startswith(prefix) and (after is None or name > after)
+                for name, stream in self._log.streams.items()
+                if name.startswith(prefix)
+                and (after is None or name > after)
+                and len(stream.positions) >= stream.floor  # not deleted or hidden
             )[:limit]
             return [
                 StreamInfo(
@@ -146,7 +164,11 @@ class MemoryStore(EventStore):
 
     async def _count_events(self, after: int, upto: int, limit: int | None) -> int:
         with self._log.lock:
-            count = max(0, min(len(self._log.events), upto) - after)
+            end = min(len(self._log.events), upto)
+            if self._log.deleted:
+                count = sum(1 for s in self._log.events[after:end] if not s.gone)
+            else:
+                count = max(0, end - after)
         return count if limit is None else min(count, limit)
 
     async def _head_position(self) -> int:
@@ -156,13 +178,15 @@ class MemoryStore(EventStore):
     async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
         with self._log.lock:
             stored = self._log.ids.get(event_id)
+            if stored is not None and stored.version < self._log.streams[stored.stream_id].floor:
+                stored = None  # a soft-deleted stream's
         return None if stored is None else stored.decode()
 
     async def _read_correlated(self, correlation_id: str, limit: int) -> list[RecordedEvent]:
         with self._log.lock:
             positions = list(self._log.correlations.get(correlation_id, ()))[:limit]
             chosen = [self._log.events[p - 1] for p in positions]
-        return [stored.decode() for stored in chosen]
+        return [stored.decode() for stored in chosen if not stored.gone]
 
     async def _save_snapshot(self, snapshot: Snapshot, state: bytes) -> None:
         kept = snapshot._replace(state={}, recorded_at=datetime.now(UTC))
@@ -184,10 +208,10 @@ class MemoryStore(EventStore):
         tx = MemoryTransaction(self._log)
         tx.appends_declared = appends
         tx.max_event_size = self.max_event_size
+        tx.owner = self
         yield tx
         tx.commit()
-        if tx.appended:
-            self._appended()
+        self._committed(tx)
 
     def transaction(
         self, *, appends: bool = False
@@ -215,6 +239,16 @@ class MemoryStore(EventStore):
         from eventledger.stores.memory.keys import MemoryKeyStorage
 
         return MemoryKeyStorage(self._log)
+
+    def personal_data_storage(self) -> PersonalDataStorage:
+        from eventledger.stores.memory.personal import MemoryPersonalDataStorage
+
+        return MemoryPersonalDataStorage(self._log)
+
+    def retention_storage(self) -> RetentionStorage:
+        from eventledger.stores.memory.retention import MemoryRetentionStorage
+
+        return MemoryRetentionStorage(self._log)
 
     async def _close(self) -> None:
         pass

@@ -69,7 +69,9 @@ def _append_sql(q: str, marker: Marker | None, values: str, unnest: str, base: s
              WHERE e.stream_id = $1 ORDER BY e.version DESC LIMIT 1
         ), current AS (
             -- greatest() skips NULL; time never runs backwards within a stream
-            SELECT coalesce(max(l.version), 0) AS version,
+            -- after events deleted for good (eventledger.retention), versions go on
+            SELECT greatest(coalesce(max(l.version), 0), (SELECT m.deleted_before - 1
+                     FROM {q}.stream_marks m WHERE m.stream_id = $1)) AS version,
                    greatest(clock_timestamp(), max(l.recorded_at)) AS at
               FROM last l
         ), inserted AS (

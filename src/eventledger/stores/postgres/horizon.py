@@ -26,10 +26,11 @@ def _horizon_sql(q: str) -> str:
         WITH lim AS MATERIALIZED (SELECT {q}.visible_limit() AS l),
         off AS (SELECT o.xid_offset FROM {q}.position_offset o)
         SELECT coalesce((SELECT max(position) FROM {q}.events), 0),
-               coalesce((SELECT max(e.position) FROM {q}.events e, lim
-                          WHERE e.position < lim.l), 0),
-               (SELECT count(*) FROM (SELECT 1 FROM {q}.events e, lim
-                                      WHERE e.position >= lim.l LIMIT {MAX_COUNTED}) AS held),
+               coalesce((SELECT max(e.position) FROM {q}.events e
+                          WHERE e.position < (SELECT l FROM lim)), 0),
+               (SELECT count(*) FROM (SELECT 1 FROM {q}.events e
+                                      WHERE e.position >= (SELECT l FROM lim)
+                                      LIMIT {MAX_COUNTED}) AS held),
                (SELECT (lim.l >> 20) - off.xid_offset FROM lim, off)
     """
 

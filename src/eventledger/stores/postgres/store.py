@@ -52,8 +52,10 @@ from eventledger.storage import (
     CommandLog,
     Concern,
     KeyStorage,
+    PersonalDataStorage,
     ProcessStorage,
     ReadSideStorage,
+    RetentionStorage,
     SqlTables,
 )
 from eventledger.stores._keys import prefix_upper_bound
@@ -359,9 +361,12 @@ class PostgresStore(EventStore):
     ) -> list[RecordedEvent]:
         condition, order = ("version <= $2", "DESC") if backwards else ("version >= $2", "ASC")
         time_filter = "" if as_of is None else " AND recorded_at <= $4"
+        # A soft-deleted stream hides its versions below hidden_before (eventledger.retention).
         sql = (
             f"SELECT {_COLUMNS} FROM {self._q}.events WHERE stream_id = $1 AND {condition}"
-            f"{time_filter} ORDER BY version {order} LIMIT $3"
+            f"{time_filter} AND version >= coalesce((SELECT m.hidden_before"
+            f" FROM {self._q}.stream_marks m WHERE m.stream_id = $1), 0)"
+            f" ORDER BY version {order} LIMIT $3"
         )
         params: tuple[Any, ...] = (stream_id, cursor, size)
         if as_of is not None:
@@ -401,9 +406,13 @@ class PostgresStore(EventStore):
         return found
 
     async def _stream_version(self, stream_id: str) -> int:
+        # Versions go on after events deleted for good (eventledger.retention).
         version = await self._run(
             lambda conn: conn.fetchval(
-                f"SELECT max(version) FROM {self._q}.events WHERE stream_id = $1", stream_id
+                f"SELECT greatest(max(version), (SELECT m.deleted_before - 1"
+                f" FROM {self._q}.stream_marks m WHERE m.stream_id = $1))"
+                f" FROM {self._q}.events WHERE stream_id = $1",
+                stream_id,
             )
         )
         return int(version or 0)
@@ -427,11 +436,20 @@ class PostgresStore(EventStore):
             f"          WHERE e.stream_id > ids.stream_id{bound} ORDER BY e.stream_id LIMIT 1)"
             "   FROM ids WHERE ids.stream_id IS NOT NULL)"
             " SELECT i.stream_id, last.version, first.recorded_at, last.recorded_at"
-            " FROM (SELECT stream_id FROM ids WHERE stream_id IS NOT NULL LIMIT $2) i"
+            " FROM (SELECT stream_id FROM ids WHERE stream_id IS NOT NULL"
+            # Not soft-deleted (eventledger.retention), or appended to since. Scalar
+            # subqueries in a CASE: a join here would make the planner walk every stream.
+            f"   AND CASE WHEN (SELECT m.hidden_before FROM {q}.stream_marks m"
+            "     WHERE m.stream_id = ids.stream_id) IS NULL THEN true"
+            f"     ELSE (SELECT m.hidden_before FROM {q}.stream_marks m"
+            "       WHERE m.stream_id = ids.stream_id)"
+            f"       <= (SELECT max(e.version) FROM {q}.events e WHERE e.stream_id = ids.stream_id)"
+            "     END"
+            "   LIMIT $2) i"
             f" CROSS JOIN LATERAL (SELECT e.version, e.recorded_at FROM {q}.events e"
             "   WHERE e.stream_id = i.stream_id ORDER BY e.version DESC LIMIT 1) last"
             f" CROSS JOIN LATERAL (SELECT e.recorded_at FROM {q}.events e"
-            "   WHERE e.stream_id = i.stream_id AND e.version = 1) first"
+            "   WHERE e.stream_id = i.stream_id ORDER BY e.version LIMIT 1) first"
             " ORDER BY i.stream_id"
         )
         params: list[Any] = [lower, limit] + ([] if upper is None else [upper])
@@ -469,8 +487,10 @@ class PostgresStore(EventStore):
         q = self._q
         row = await self._run(
             lambda conn: conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM {q}.events"
-                f" WHERE id = $1 AND position < (SELECT {q}.visible_limit())",
+                f"SELECT {_COLUMNS} FROM {q}.events e"
+                f" WHERE id = $1 AND position < (SELECT {q}.visible_limit())"
+                f" AND NOT EXISTS (SELECT 1 FROM {q}.stream_marks m"
+                "  WHERE m.stream_id = e.stream_id AND e.version < m.hidden_before)",
                 event_id,
             )
         )
@@ -563,8 +583,8 @@ class PostgresStore(EventStore):
         self.refuse_writes_if_read_only()
         return transaction(self, appends)
 
-    def announce_append(self) -> None:
-        self._appended()
+    def committed(self, tx: StoreTransaction) -> None:
+        self._committed(tx)
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         self._check_open()
@@ -644,6 +664,27 @@ class PostgresStore(EventStore):
 
     def key_storage(self) -> KeyStorage:
         return SqlKeyStorage(self, self._dialect)
+
+    async def scrub(self, *, full: bool = False) -> None:
+        self._check_open()
+        tables = await self.fetch(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
+            self.schema,
+        )
+        command = "VACUUM (FULL, ANALYZE)" if full else "VACUUM (ANALYZE)"
+        async with self._connection() as conn:
+            for (table,) in tables:
+                await conn.execute(f"{command} {table}")
+
+    def personal_data_storage(self) -> PersonalDataStorage:
+        from eventledger.stores._sql.personal import SqlPersonalDataStorage
+
+        return SqlPersonalDataStorage(self, self._dialect)
+
+    def retention_storage(self) -> RetentionStorage:
+        from eventledger.stores._sql.retention import SqlRetentionStorage
+
+        return SqlRetentionStorage(self, self._dialect)
 
     async def _close(self) -> None:
         for task in (self._notify_task, self._horizon_task):

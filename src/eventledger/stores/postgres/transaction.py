@@ -132,6 +132,7 @@ async def transaction(store: PostgresStore, appends: bool) -> AsyncIterator[Stor
         tx = PostgresTransaction(conn, store)
         tx.appends_declared = appends
         tx.max_event_size = store.max_event_size
+        tx.owner = store
         try:
             yield tx
         except Exception:
@@ -152,5 +153,4 @@ async def transaction(store: PostgresStore, appends: bool) -> AsyncIterator[Stor
         raise
     finally:
         store.release(conn, reusable)
-    if tx.appended:
-        store.announce_append()
+    store.committed(tx)

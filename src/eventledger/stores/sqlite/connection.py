@@ -34,6 +34,9 @@ class Connection:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Deleted content is overwritten, so that a forgotten person's values do not
+            # linger in free pages (eventledger.personal).
+            conn.execute("PRAGMA secure_delete = ON")
         except BaseException:
             conn.close()
             raise

@@ -50,8 +50,10 @@ from eventledger.storage import (
     CommandLog,
     Concern,
     KeyStorage,
+    PersonalDataStorage,
     ProcessStorage,
     ReadSideStorage,
+    RetentionStorage,
     SqlTables,
 )
 from eventledger.stores._keys import prefix_upper_bound
@@ -77,6 +79,11 @@ __all__ = ["SQLiteStore"]
 
 _COLUMNS = "id, stream_id, version, position, type, schema_version, data, metadata, recorded_at"
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+_NOT_HIDDEN = (
+    "NOT EXISTS (SELECT 1 FROM eventledger_stream_marks m WHERE m.stream_id ="
+    " eventledger_events.stream_id AND eventledger_events.version < m.hidden_before)"
+)
+"""Not an event of a soft-deleted stream (eventledger.retention)."""
 
 
 def _decode(row: tuple[Any, ...]) -> RecordedEvent:
@@ -194,9 +201,11 @@ class SQLiteStore(EventStore):
         time_filter = "" if as_of is None else f" AND recorded_at <= {micros(as_of)}"
         sql = (
             f"SELECT {_COLUMNS} FROM eventledger_events WHERE stream_id = ? AND {condition}"
-            f"{time_filter} ORDER BY version {order} LIMIT ?"
+            f"{time_filter} AND version >= coalesce((SELECT m.hidden_before FROM"
+            " eventledger_stream_marks m WHERE m.stream_id = ?), 0)"
+            f" ORDER BY version {order} LIMIT ?"
         )
-        params = (stream_id, cursor, size)
+        params = (stream_id, cursor, stream_id, size)
         return await self._reader.run(lambda conn: [_decode(r) for r in conn.execute(sql, params)])
 
     async def _read_all_page(
@@ -254,6 +263,12 @@ class SQLiteStore(EventStore):
         if after is not None:
             conditions.append("stream_id > ?")
             params.append(after)
+        # Streams soft-deleted, or with every event deleted, are not listed.
+        conditions.append(
+            "NOT EXISTS (SELECT 1 FROM eventledger_stream_marks m WHERE m.stream_id ="
+            " eventledger_streams.stream_id AND (version < m.deleted_before"
+            " OR version < m.hidden_before))"
+        )
         sql = (
             "SELECT stream_id, version, created_at, updated_at FROM eventledger_streams"
             f" WHERE {' AND '.join(conditions)} ORDER BY stream_id LIMIT ?"
@@ -282,7 +297,8 @@ class SQLiteStore(EventStore):
     async def _read_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
         row = await self._reader.run(
             lambda conn: conn.execute(
-                f"SELECT {_COLUMNS} FROM eventledger_events WHERE id = ?", (event_id.bytes,)
+                f"SELECT {_COLUMNS} FROM eventledger_events WHERE id = ? AND {_NOT_HIDDEN}",
+                (event_id.bytes,),
             ).fetchone()
         )
         return None if row is None else _decode(row)
@@ -344,14 +360,14 @@ class SQLiteStore(EventStore):
             tx = _SQLiteTransaction(self._writer)
             tx.appends_declared = appends
             tx.max_event_size = self.max_event_size
+            tx.owner = self
             try:
                 yield tx
             except BaseException:
                 await asyncio.shield(self._writer.run(lambda conn: conn.execute("ROLLBACK")))
                 raise
             await asyncio.shield(self._writer.run(lambda conn: conn.execute("COMMIT")))
-        if tx.appended:
-            self._appended()
+        self._committed(tx)
 
     def transaction(
         self, *, appends: bool = False
@@ -386,6 +402,27 @@ class SQLiteStore(EventStore):
 
     def key_storage(self) -> KeyStorage:
         return SqlKeyStorage(self, SQLITE)
+
+    async def scrub(self, *, full: bool = False) -> None:
+        self._check_open()
+
+        def work(conn: sqlite3.Connection) -> None:
+            if full:
+                conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        async with self._write_lock:
+            await self._writer.run(work)
+
+    def personal_data_storage(self) -> PersonalDataStorage:
+        from eventledger.stores._sql.personal import SqlPersonalDataStorage
+
+        return SqlPersonalDataStorage(self, SQLITE)
+
+    def retention_storage(self) -> RetentionStorage:
+        from eventledger.stores._sql.retention import SqlRetentionStorage
+
+        return SqlRetentionStorage(self, SQLITE)
 
     async def _close(self) -> None:
         await self._writer.close()
