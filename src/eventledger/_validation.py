@@ -27,6 +27,9 @@ MAX_MAX_EVENT_SIZE = 128 << 20
 _EVENT_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _METADATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 # C0 and C1 control characters, line and paragraph separators, lone surrogates.
+PERSONAL_METADATA_KEY = "_personal"
+"""The metadata entry of an event with sealed personal values (eventledger.personal)."""
+
 _FORBIDDEN_IN_STREAM_ID = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 

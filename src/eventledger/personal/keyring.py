@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from eventledger._validation import MAX_STREAM_ID_LENGTH, check_stream_id
+from eventledger._validation import (
+    MAX_STREAM_ID_LENGTH,
+    PERSONAL_METADATA_KEY,
+    check_stream_id,
+)
 from eventledger.errors import ConflictError, InvalidInput
 from eventledger.personal.crypto import (
     AESGCM,
@@ -29,7 +33,7 @@ from eventledger.personal.crypto import (
     open_sealed,
     seal,
 )
-from eventledger.personal.markers import redaction
+from eventledger.personal.markers import redaction, value_at, with_value
 from eventledger.records import NewEvent, RecordedEvent
 from eventledger.storage import SubjectKey
 
@@ -45,7 +49,7 @@ __all__ = [
     "check_subject",
 ]
 
-PERSONAL_KEY = "_personal"
+PERSONAL_KEY = PERSONAL_METADATA_KEY
 """The metadata entry of an event with personal values: ``{path: subject}``."""
 
 _KNOWN_LINKS = 100_000
@@ -275,7 +279,7 @@ class Keyring:
             value: Any = None
             if opened is not None:
                 found, sealed = (
-                    (path in data, data.get(path)) if "." not in path else _get(data, path)
+                    (path in data, data.get(path)) if "." not in path else value_at(data, path)
                 )
                 if found:
                     try:
@@ -285,7 +289,7 @@ class Keyring:
             if value is None:
                 value = redaction(subject)
             if "." in path:
-                data = _put(data, path, value)
+                data = with_value(data, path, value)
             else:
                 data[path] = value
         return RecordedEvent(
@@ -320,10 +324,10 @@ def _plan(event: NewEvent) -> dict[str, str]:
         raise InvalidInput(f"{event.type}: metadata key {PERSONAL_KEY!r} is eventledger's own")
     plan = {}
     for path, subject_path in personal.items():
-        found, value = _get(event.data, path)
+        found, value = value_at(event.data, path)
         if not found or value is None:
             continue
-        has_subject, subject = _get(event.data, subject_path)
+        has_subject, subject = value_at(event.data, subject_path)
         if not has_subject or not isinstance(subject, str | int) or isinstance(subject, bool):
             raise InvalidInput(
                 f"{event.type}.{path} is personal data of the subject in {subject_path!r},"
@@ -336,27 +340,9 @@ def _plan(event: NewEvent) -> dict[str, str]:
 def _sealed(event: NewEvent, plan: dict[str, str], opened: Mapping[str, AESGCM]) -> NewEvent:
     data = event.data
     for path, subject in plan.items():
-        _, value = _get(data, path)
-        data = _put(data, path, seal(opened[subject], value, _associated(event.id, path, subject)))
+        _, value = value_at(data, path)
+        data = with_value(
+            data, path, seal(opened[subject], value, _associated(event.id, path, subject))
+        )
     metadata = {**event.metadata, PERSONAL_KEY: plan}
     return NewEvent(event.type, data, metadata, event.id, event.schema_version)
-
-
-def _get(data: Any, path: str) -> tuple[bool, Any]:
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return False, None
-        data = data[part]
-    return True, data
-
-
-def _put(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of `data` with `value` at `path` (copying only the dicts on the way)."""
-    head, _, rest = path.partition(".")
-    copy = dict(data)
-    if rest:
-        inner = copy.get(head)
-        copy[head] = _put(inner if isinstance(inner, dict) else {}, rest, value)
-    else:
-        copy[head] = value
-    return copy

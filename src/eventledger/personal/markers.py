@@ -161,27 +161,33 @@ def without_personal(model: type[pydantic.BaseModel], data: dict[str, Any]) -> d
         return data
     masked = dict(data)
     for path, subject_path in fields.items():
-        subject = _at(data, subject_path)
-        if _at(masked, path) is None:
+        _, subject = value_at(data, subject_path)
+        found, value = value_at(masked, path)
+        if not found or value is None:
             continue
-        masked = _replace(masked, path.split("."), redaction(str(subject or "")))
+        masked = with_value(masked, path, redaction(str(subject or "")))
     return masked
 
 
-def _at(data: Any, path: str) -> Any:
+def value_at(data: Any, path: str) -> tuple[bool, Any]:
+    """Whether `data` holds a value at the dotted `path`, and the value."""
     for part in path.split("."):
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
+        if not isinstance(data, dict) or part not in data:
+            return False, None
+        data = data[part]
+    return True, data
 
 
-def _replace(data: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
+def with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `data` with `value` at the dotted `path` (copying only the dicts on the
+    way)."""
+    head, _, rest = path.partition(".")
     copy = dict(data)
-    if len(parts) == 1:
-        copy[parts[0]] = value
-    elif isinstance(copy.get(parts[0]), dict):
-        copy[parts[0]] = _replace(copy[parts[0]], parts[1:], value)
+    if rest:
+        inner = copy.get(head)
+        copy[head] = with_value(inner if isinstance(inner, dict) else {}, rest, value)
+    else:
+        copy[head] = value
     return copy
 
 

@@ -533,7 +533,7 @@ class EventStore(abc.ABC):
     async def _opened(self, page: list[RecordedEvent]) -> list[RecordedEvent]:
         """The page with personal values in clear, or redacted where forgotten."""
         for event in page:
-            if _PERSONAL in event.metadata:
+            if check.PERSONAL_METADATA_KEY in event.metadata:
                 return await self.keyring.open_page(page)
         return page
 
@@ -753,9 +753,6 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
-
-
-_PERSONAL = "_personal"  # eventledger.personal.keyring.PERSONAL_KEY
 
 
 def _listed(events: Iterable[NewEvent]) -> Iterable[NewEvent]:
