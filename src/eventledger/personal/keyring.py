@@ -52,6 +52,9 @@ __all__ = [
 PERSONAL_KEY = PERSONAL_METADATA_KEY
 """The metadata entry of an event with personal values: ``{path: subject}``."""
 
+_VALID_SUBJECTS_KEPT = 100_000
+_valid_subjects: set[str] = set()
+"""Subject ids that passed :func:`check_subject` (checked once, like event types)."""
 _KNOWN_LINKS = 100_000
 _CACHED_KEYS = 100_000
 
@@ -77,6 +80,10 @@ def check_subject(subject: object, where: str = "a subject id") -> str:
             f" not {subject!r}"
         ) from None
     return subject
+
+
+class KeyMadeElsewhere(ConflictError):
+    """Another writer stored a data key for the same new subject first: seal again."""
 
 
 class SubjectForgottenError(InvalidInput):
@@ -209,20 +216,6 @@ class Keyring:
         ]
         return sealed, sealing
 
-    async def keep(self, sealing: Sealing) -> bool:
-        """Store the new keys and links in a transaction of their own, before the events
-        they seal are appended (a key or link whose append then fails is harmless).
-        False when another writer stored a key for one of the subjects first: seal
-        again, with theirs."""
-        if not sealing.keys and not sealing.links:
-            return True
-        try:
-            async with self.store.transaction() as tx:
-                await self.record(tx, sealing)
-        except ConflictError:
-            return False
-        return True
-
     async def record(self, tx: StoreTransaction, sealing: Sealing) -> None:
         """Store the new keys and links in `tx`; fails the transaction (a conflict, to be
         run again) when another one stored a key for the same subject first."""
@@ -232,7 +225,7 @@ class Keyring:
         for key in sealing.keys:
             if stored.get(key.subject, key).wrapped != key.wrapped:
                 self._keys.pop(key.subject, None)
-                raise ConflictError(
+                raise KeyMadeElsewhere(
                     f"another writer made a data key for subject {key.subject!r} at the same"
                     " time; run the append again"
                 )
@@ -311,10 +304,6 @@ def _marks(value: Any) -> dict[str, str]:
     return {p: s for p, s in value.items() if isinstance(p, str) and isinstance(s, str)}
 
 
-def _associated(event_id: Any, path: str, subject: str) -> bytes:
-    return f"{event_id}\x1f{path}\x1f{subject}".encode()
-
-
 def _plan(event: NewEvent) -> dict[str, str]:
     """Each personal path of `event` that holds a value, and its subject's id."""
     personal = event.personal
@@ -323,26 +312,42 @@ def _plan(event: NewEvent) -> dict[str, str]:
     if PERSONAL_KEY in event.metadata:
         raise InvalidInput(f"{event.type}: metadata key {PERSONAL_KEY!r} is eventledger's own")
     plan = {}
+    data = event.data
     for path, subject_path in personal.items():
-        found, value = value_at(event.data, path)
+        # Top-level fields (most) are looked up directly; dotted paths walk the dicts.
+        if "." in path:
+            found, value = value_at(data, path)
+        else:
+            found, value = path in data, data.get(path)
         if not found or value is None:
             continue
-        has_subject, subject = value_at(event.data, subject_path)
+        if "." in subject_path:
+            has_subject, subject = value_at(data, subject_path)
+        else:
+            has_subject, subject = subject_path in data, data.get(subject_path)
+        if type(subject) is str and subject in _valid_subjects:
+            plan[path] = subject
+            continue
         if not has_subject or not isinstance(subject, str | int) or isinstance(subject, bool):
             raise InvalidInput(
                 f"{event.type}.{path} is personal data of the subject in {subject_path!r},"
                 f" which holds {subject!r}: a subject id is a non-empty string"
             )
         plan[path] = check_subject(str(subject), f"{event.type}.{path}: the subject id")
+        if len(_valid_subjects) < _VALID_SUBJECTS_KEPT:
+            _valid_subjects.add(plan[path])
     return plan
 
 
 def _sealed(event: NewEvent, plan: dict[str, str], opened: Mapping[str, AESGCM]) -> NewEvent:
-    data = event.data
+    data = dict(event.data)  # one copy; dotted paths copy the dicts on their way
+    event_id = str(event.id)
     for path, subject in plan.items():
-        _, value = value_at(data, path)
-        data = with_value(
-            data, path, seal(opened[subject], value, _associated(event.id, path, subject))
-        )
+        associated = f"{event_id}\x1f{path}\x1f{subject}".encode()
+        if "." in path:
+            _, value = value_at(data, path)
+            data = with_value(data, path, seal(opened[subject], value, associated))
+        else:
+            data[path] = seal(opened[subject], data[path], associated)
     metadata = {**event.metadata, PERSONAL_KEY: plan}
     return NewEvent(event.type, data, metadata, event.id, event.schema_version)

@@ -282,7 +282,7 @@ class EventStore(abc.ABC):
         expected = check.check_expected_version(expected_version)
         events = _listed(events)
         if _any_personal(events):
-            events = await self._sealed(stream_id, list(events))
+            return await self._append_personal(stream_id, expected, list(events))
         prepared = check.prepare_events(events, self.max_event_size)
         started = time.perf_counter()
         with tracing.span(
@@ -298,14 +298,26 @@ class EventStore(abc.ABC):
         self._appended()
         return result
 
-    async def _sealed(self, stream_id: str, events: list[NewEvent]) -> list[NewEvent]:
-        """The events with their personal values sealed; new subjects' keys (and which
-        streams hold their values) are stored first, in a transaction of their own."""
+    async def _append_personal(
+        self, stream_id: str, expected: ExpectedVersion, events: list[NewEvent]
+    ) -> AppendResult:
+        """Append events with personal values, sealed. New subjects' keys (and which
+        streams hold their values) are stored in the same transaction as the events;
+        with none to store, the append is the plain one."""
+        from eventledger.personal.keyring import KeyMadeElsewhere
+
         check.prepare_events(events, self.max_event_size)  # refuse bad input before sealing
         for _ in range(3):
             sealed, sealing = await self.keyring.seal(stream_id, events)
-            if sealing is None or await self.keyring.keep(sealing):
-                return sealed
+            if sealing is None or not (sealing.keys or sealing.links):
+                return await self.append(stream_id, sealed, expected_version=expected)
+            try:
+                async with self.transaction(appends=True) as tx:
+                    result = await tx.append(stream_id, sealed, expected_version=expected)
+                    await self.keyring.record(tx, sealing)
+                return result
+            except KeyMadeElsewhere:
+                pass
             # Another writer made a key for the same new subject: seal with theirs.
         raise ConflictError(
             f"appending to {stream_id!r}: other writers kept making keys for the same new"
