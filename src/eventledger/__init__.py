@@ -99,6 +99,7 @@ from eventledger.records import (
     stream_category,
 )
 from eventledger.repository import HistoryEntry, Repository
+from eventledger.retention import RetentionPolicy
 from eventledger.storage import DeadLetter, Range
 from eventledger.stores import EventStore, StoreTransaction, open_store, register_backend
 
@@ -167,6 +168,7 @@ __all__ = [
     "RecordedEvent",
     "Redacted",
     "Repository",
+    "RetentionPolicy",
     "RetryPolicy",
     "SchemaVersionError",
     "Service",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from eventledger.aggregate import Aggregate
@@ -24,8 +25,11 @@ from eventledger.commands import CommandBus, CommandHandlers
 from eventledger.errors import InvalidInput, NotFound
 from eventledger.events import EventRegistry, default_registry
 from eventledger.projections.base import Projection
+from eventledger.projections.caching import ReadModelCache
 from eventledger.projections.runner import ProjectionRunner
 from eventledger.records import stream_category
+from eventledger.retention import RetentionPolicy
+from eventledger.retention_schedule import RetentionSchedule
 from eventledger.stores import open_store
 from eventledger.stores.base import EventStore
 
@@ -37,7 +41,9 @@ ProjectionSource = Projection | type[Projection] | Callable[[], Projection]
 class Application:
     """What a service is made of. Projections and process managers are given as classes
     (or factories), so each run gets fresh instances. `retry_budget` is how long a
-    command that meets concurrent changes to its aggregates keeps trying (seconds)."""
+    command that meets concurrent changes to its aggregates keeps trying (seconds).
+    `retention` are the policies that ``eventledger retention apply`` and the server's
+    retention schedule enforce (see :mod:`eventledger.retention`)."""
 
     def __init__(
         self,
@@ -50,8 +56,17 @@ class Application:
         snapshot_every: Mapping[type[Aggregate], int] | None = None,
         runner_options: Mapping[str, Any] | None = None,
         retry_budget: float = 2.0,
+        retention: Iterable[RetentionPolicy] = (),
     ) -> None:
         self.name = name
+        self.retention = list(retention)
+        categories: set[str] = set()
+        for policy in self.retention:
+            if not isinstance(policy, RetentionPolicy):
+                raise InvalidInput(f"retention takes RetentionPolicy objects, not {policy!r}")
+            if policy.category in categories:
+                raise InvalidInput(f"two retention policies for the category {policy.category!r}")
+            categories.add(policy.category)
         self.retry_budget = retry_budget
         self.handlers = [commands] if isinstance(commands, CommandHandlers) else list(commands)
         self.aggregates: dict[str, type[Aggregate]] = {}
@@ -86,10 +101,27 @@ class Application:
             made.append(projection)
         return made
 
-    async def start(self, store: EventStore | str, *, projections: bool = True) -> Service:
+    async def start(
+        self,
+        store: EventStore | str,
+        *,
+        projections: bool = True,
+        retention_every: timedelta | None = None,
+        cache: ReadModelCache | None = None,
+    ) -> Service:
         """Open the store (given by URL) and start the runner; `projections=False` runs
-        no projections or processes here (another process runs them)."""
+        no projections or processes here (another process runs them). With
+        `retention_every`, the application's retention policies are applied that often
+        (by one process at a time: see :mod:`eventledger.retention_schedule`). With
+        `cache` (an :class:`eventledger.cache.QueryCache`), read-model queries go through
+        it and the runner tells it of every change."""
+        if retention_every is not None and not self.retention:
+            raise InvalidInput(
+                f"{self.name} has no retention policies to apply every {retention_every}:"
+                " give Application(retention=[RetentionPolicy(...)])"
+            )
         opened = await open_store(store) if isinstance(store, str) else store
+        schedule = None
         try:
             bus = CommandBus(
                 opened,
@@ -98,25 +130,38 @@ class Application:
                 snapshot_every=self.snapshot_every,
                 retry_budget=self.retry_budget,
             )
-            runner = ProjectionRunner(
-                opened,
-                self.make_projections(),
-                commands=bus,
-                **self.runner_options,
-            )
+            options = dict(self.runner_options)
+            if cache is not None:
+                options["cache"] = cache
+            runner = ProjectionRunner(opened, self.make_projections(), commands=bus, **options)
+            if retention_every is not None:
+                schedule = RetentionSchedule(
+                    opened, self.retention, retention_every, owner=runner.owner
+                )
             if projections:
                 await runner.start()
         except BaseException:
             if isinstance(store, str):
                 await opened.close()
             raise
-        return Service(self, opened, bus, runner, owns_store=isinstance(store, str))
+        if schedule is not None:
+            schedule.start()
+        service = Service(self, opened, bus, runner, owns_store=isinstance(store, str))
+        service.retention = schedule
+        return service
 
     @asynccontextmanager
     async def run(
-        self, store: EventStore | str, *, projections: bool = True
+        self,
+        store: EventStore | str,
+        *,
+        projections: bool = True,
+        retention_every: timedelta | None = None,
+        cache: ReadModelCache | None = None,
     ) -> AsyncIterator[Service]:
-        service = await self.start(store, projections=projections)
+        service = await self.start(
+            store, projections=projections, retention_every=retention_every, cache=cache
+        )
         try:
             yield service
         finally:
@@ -139,9 +184,13 @@ class Service:
         self.store = store
         self.bus = bus
         self.runner = runner
+        self.retention: RetentionSchedule | None = None
+        """The retention schedule this process runs (None: none)."""
         self._owns_store = owns_store
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         await self.runner.stop()
         if self._owns_store:
             await self.store.close()

@@ -110,11 +110,12 @@ def test_a_key_eventledger_toml_does_not_know_is_named_with_the_known_ones(cli: 
     config.write_text('stor = "sqlite:///x.db"\n', encoding="utf-8")
     assert cli.fails("streams") == (
         f"error: {config} sets 'stor', which eventledger does not know (did you mean"
-        " 'store'?); it takes store, app"
+        " 'store'?); it takes store, app, retention"
     )
     config.write_text('store = "sqlite:///x.db"\nport = 8000\n', encoding="utf-8")
     assert cli.fails("streams") == (
-        f"error: {config} sets 'port', which eventledger does not know; it takes store, app"
+        f"error: {config} sets 'port', which eventledger does not know; it takes store, app,"
+        " retention"
     )
     assert list(cli.folder.iterdir()) == [config]  # nothing was opened
 

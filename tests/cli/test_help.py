@@ -40,7 +40,7 @@ TOP = list(ROOT_GROUP.commands)
 def test_the_command_tree_is_what_the_docs_promise() -> None:
     assert TOP == [
         "streams", "show", "tail", "migrate", "forget", "export-subject", "personal-key",
-        "serve", "demo", "top", "projections", "dlq", "keys", "retention",
+        "relay", "serve", "demo", "top", "projections", "dlq", "keys", "retention",
     ]  # fmt: skip
     assert GROUPS == [("dlq",), ("keys",), ("projections",), ("retention",)]
     assert [p for p in LEAVES if len(p) == 2] == [

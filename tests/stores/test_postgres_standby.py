@@ -1,18 +1,12 @@
 """A read-only store on a physical standby (made with pg_basebackup into a temporary
-folder) follows the primary's log gap-free, and refuses to be opened for writing."""
+folder: tests/standby.py) follows the primary's log gap-free, and refuses to be opened
+for writing."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
-import subprocess
-import tempfile
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -26,57 +20,16 @@ from eventledger import (
 )
 from eventledger.projections import InMemoryProjection, ProjectionRunner, on
 from eventledger.testing._follower import assert_each_once_in_order
+from tests import standby
 from tests.postgres_urls import with_settings
 
 pytestmark = pytest.mark.postgres
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # pgserver's platformdirs warns about XDG_RUNTIME_DIR
-    from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.postgres_server import get_server
-
-
-def _owned_by_the_server_user(folder: Path) -> None:
-    # pgserver runs the server as the user "pgserver" when the tests run as root.
-    if os.geteuid() != 0:
-        return
-    user = pwd.getpwnam("pgserver")
-    for root, _, files in os.walk(folder):
-        os.chown(root, user.pw_uid, user.pw_gid)
-        for name in files:
-            os.chown(Path(root) / name, user.pw_uid, user.pw_gid)
-
 
 @pytest.fixture(scope="module")
 def primary_and_standby() -> Iterator[tuple[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="el-standby-") as folder:
-        primary = get_server(Path(folder) / "primary", cleanup_mode="stop")
-        try:
-            host = parse_qs(urlsplit(primary.get_uri()).query)["host"][0]
-            standby_data = Path(folder) / "standby"
-            made = subprocess.run(  # noqa: S603 - our own binary and arguments
-                [
-                    str(POSTGRES_BIN_PATH / "pg_basebackup"),
-                    *("-D", str(standby_data), "-R", "-X", "stream", "-h", host),
-                    *("-U", "postgres"),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert made.returncode == 0, made.stderr
-            # The copy holds the primary's socket lock and pgserver's bookkeeping: not ours.
-            for name in ("postmaster.pid", ".s.PGSQL.5432.lock", ".handle_pids.json", "log"):
-                (standby_data / name).unlink(missing_ok=True)
-            _owned_by_the_server_user(standby_data)
-            standby_data.chmod(0o700)
-            standby = get_server(standby_data, cleanup_mode="stop")
-            try:
-                yield primary.get_uri(), standby.get_uri()
-            finally:
-                standby.cleanup()
-        finally:
-            primary.cleanup()
+    with standby.primary_and_standby() as (primary, replica):
+        yield primary.url, replica.url
 
 
 class Tally(InMemoryProjection):

@@ -146,6 +146,7 @@ def main() -> None:
 import eventledger.cli._inspect  # noqa: E402
 import eventledger.cli._operate  # noqa: E402
 import eventledger.cli._personal  # noqa: E402
+import eventledger.cli._relay  # noqa: E402
 import eventledger.cli._retention  # noqa: E402
 import eventledger.cli._serve  # noqa: E402
 import eventledger.cli._top  # noqa: E402, F401

@@ -1,8 +1,15 @@
 """Where the command line finds its store and application.
 
 A flag wins over an environment variable, which wins over ``eventledger.toml``
-in the working folder (``store = "..."``, ``app = "module:object"``, nothing else),
-which wins over the default (``sqlite:///eventledger.db``, no application).
+in the working folder (``store = "..."``, ``app = "module:object"``), which wins
+over the default (``sqlite:///eventledger.db``, no application).
+
+``eventledger.toml`` may also hold retention policies, one table per category, which
+replace the application's policy for that category (see :func:`retention_policies`)::
+
+    [retention.Reading]
+    max_age = "30d"
+    max_count = 1000
 
 The key-encryption key of personal data is ``$EVENTLEDGER_KEY_ENCRYPTION_KEY``; when
 that is not set, the key file ``eventledger demo`` makes beside its database
@@ -22,16 +29,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from eventledger._durations import parse_duration
 from eventledger.app import Application
 from eventledger.errors import InvalidInput, NotFound
 from eventledger.events import Event
 from eventledger.personal import ENVIRONMENT_VARIABLE, new_key_text, personal_fields
+from eventledger.retention import RetentionPolicy
 
 CONFIG_FILE = "eventledger.toml"
 DEFAULT_STORE = "sqlite:///eventledger.db"
 STORE_ENV = "EVENTLEDGER_STORE"
 APP_ENV = "EVENTLEDGER_APP"
-KNOWN_KEYS = ("store", "app")
+KNOWN_KEYS = ("store", "app", "retention")
 """What eventledger.toml may set."""
 
 
@@ -63,6 +72,34 @@ def settings(store: str | None, app: str | None) -> Settings:
     else:
         application, app_origin = file.get("app"), CONFIG_FILE
     return Settings(chosen, str(application) if application else None, origin, app_from=app_origin)
+
+
+def retention_policies(application: Application | None) -> list[RetentionPolicy]:
+    """The application's retention policies, with those of eventledger.toml in place of
+    the application's for the same category."""
+    policies = {p.category: p for p in (application.retention if application else [])}
+    tables = _file_settings().get("retention", {})
+    if not isinstance(tables, dict):
+        raise InvalidInput(f"{CONFIG_FILE}: retention is a table of categories ([retention.Order])")
+    for category, table in tables.items():
+        where = f"{CONFIG_FILE}: [retention.{category}]"
+        if not isinstance(table, dict):
+            raise InvalidInput(f'{where} is a table (max_age = "30d", max_count = 1000)')
+        unknown = set(table) - {"max_age", "max_count"}
+        if unknown:
+            raise InvalidInput(f"{where} sets {sorted(unknown)}; it takes max_age and max_count")
+        max_age = table.get("max_age")
+        if max_age is not None and not isinstance(max_age, str):
+            raise InvalidInput(f'{where}: max_age is a duration in quotes ("30d"), not {max_age!r}')
+        try:
+            policies[category] = RetentionPolicy(
+                category,
+                max_age=None if max_age is None else parse_duration(max_age),
+                max_count=table.get("max_count"),
+            )
+        except InvalidInput as error:
+            raise InvalidInput(f"{where}: {error}") from None
+    return list(policies.values())
 
 
 def _file_settings() -> dict[str, object]:

@@ -12,11 +12,13 @@ import os
 import secrets
 import socket
 import tempfile
+from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from eventledger._durations import parse_duration
 from eventledger.app import Application
 from eventledger.cli import _config, app, run, store_option
 from eventledger.cli._output import Output
@@ -33,6 +35,9 @@ _ENV_NO_PROJECTIONS = "EVENTLEDGER_NO_PROJECTIONS"
 _ENV_PUBLIC_METRICS = "EVENTLEDGER_PUBLIC_METRICS"
 _ENV_RATE_LIMITS = "EVENTLEDGER_RATE_LIMITS"
 _ENV_CORS_ORIGINS = "EVENTLEDGER_CORS_ORIGINS"
+_ENV_CACHE = "EVENTLEDGER_CACHE"
+_ENV_READ_URL = "EVENTLEDGER_READ_URL"
+_ENV_RETENTION_EVERY = "EVENTLEDGER_RETENTION_EVERY"
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -96,6 +101,27 @@ def serve(
         help="A browser origin whose pages may call the API (https://shop.example.com);"
         " repeat for several. Default: none.",
     ),
+    cache: str | None = typer.Option(
+        None,
+        "--cache",
+        metavar="URL",
+        help="Answer read-model queries from Redis when that is safe"
+        " (redis://127.0.0.1:6379/0, ?prefix=... to share one Redis; docs/query-cache.md).",
+    ),
+    read_url: str | None = typer.Option(
+        None,
+        "--read-url",
+        metavar="URL",
+        help="A PostgreSQL standby of the store (postgresql://...), opened read-only: streams,"
+        " the log and read-model queries are read from it (docs/replicas.md).",
+    ),
+    retention_every: str | None = typer.Option(
+        None,
+        "--retention-every",
+        metavar="DURATION",
+        help="Apply the retention policies (the application's, and eventledger.toml's"
+        " [retention.<Category>]) this often, e.g. 1h; one server process at a time.",
+    ),
 ) -> None:
     """Serve an application over HTTP.
 
@@ -124,6 +150,24 @@ def serve(
 
         RateLimits.parse(rate_limit)  # refused here, in one line, not in each worker
         cors_options(cors_origin)
+        if cache is not None:
+            from eventledger.cache import QueryCache
+
+            QueryCache.check_url(cache)
+        if read_url is not None:
+            from eventledger.replica import read_url_for
+
+            read_url_for(read_url, settings.store)
+        if retention_every is not None:
+            every = parse_duration(retention_every)
+            if not _config.retention_policies(served):
+                raise InvalidInput(
+                    f"--retention-every {retention_every}: {settings.app} has no retention"
+                    " policies (Application(retention=[...]) or [retention.<Category>] in"
+                    f" {_config.CONFIG_FILE})"
+                )
+            if every.total_seconds() < 1:
+                raise InvalidInput(f"--retention-every is at least 1s, not {retention_every}")
         _config.use_key_file(settings.store)
         _config.require_key(served, settings.app, settings.store)
         await check_store(served, settings.store, settings.store_from)
@@ -138,6 +182,9 @@ def serve(
     os.environ[_ENV_PUBLIC_METRICS] = "1" if public_metrics else ""
     os.environ[_ENV_RATE_LIMITS] = "off" if no_rate_limits else ";".join(rate_limit)
     os.environ[_ENV_CORS_ORIGINS] = " ".join(cors_origin)
+    os.environ[_ENV_CACHE] = cache or ""
+    os.environ[_ENV_READ_URL] = read_url or ""
+    os.environ[_ENV_RETENTION_EVERY] = retention_every or ""
     if workers > 1 and not os.environ.get(_MULTIPROC_ENV):
         # Each worker writes its counts here; a scrape of any adds up all of them.
         os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="eventledger-metrics-")
@@ -167,15 +214,29 @@ def make_app() -> Any:
     from eventledger.http import create_app
 
     settings = _config.settings(None, None)
+    application = _config.load_application(settings.app)
     return create_app(
-        _config.load_application(settings.app),
+        application,
         settings.store,
         allow_anonymous=bool(os.environ.get(_ENV_ANONYMOUS)),
         run_projections=not os.environ.get(_ENV_NO_PROJECTIONS),
         public_metrics=bool(os.environ.get(_ENV_PUBLIC_METRICS)),
         rate_limits=_rate_limits(os.environ.get(_ENV_RATE_LIMITS, "")),
         cors_origins=os.environ.get(_ENV_CORS_ORIGINS, "").split(),
+        cache=os.environ.get(_ENV_CACHE) or None,
+        read_url=os.environ.get(_ENV_READ_URL) or None,
+        retention_every=_retention_every(application),
     )
+
+
+def _retention_every(application: Application) -> timedelta | None:
+    """The period of `serve --retention-every`; the policies of eventledger.toml then
+    take the place of the application's for their categories."""
+    every = os.environ.get(_ENV_RETENTION_EVERY)
+    if not every:
+        return None
+    application.retention = _config.retention_policies(application)
+    return parse_duration(every)
 
 
 def _rate_limits(spec: str) -> RateLimits | None:

@@ -11,6 +11,7 @@ from eventledger.http.keys import SCOPES, ApiKey, ApiKeys
 if TYPE_CHECKING:
     from eventledger.http.app import create_app
     from eventledger.http.auth import ApiKeyAuthenticator, Authenticator, Principal
+    from eventledger.http.limits import RateLimits
 
 __all__ = [
     "SCOPES",
@@ -19,6 +20,7 @@ __all__ = [
     "ApiKeys",
     "Authenticator",
     "Principal",
+    "RateLimits",
     "create_app",
 ]
 
@@ -33,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from eventledger.http import auth
 
         return getattr(auth, name)
+    if name == "RateLimits":
+        from eventledger.http import limits
+
+        return limits.RateLimits
     raise AttributeError(f"module 'eventledger.http' has no attribute {name!r}")

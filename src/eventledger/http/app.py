@@ -11,8 +11,9 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -33,10 +34,16 @@ from eventledger.http.observe import ObserveRequests
 from eventledger.http.operations import add_routes as add_operation_routes
 from eventledger.http.operations import cancel_rebuilds
 from eventledger.http.reads import add_routes as add_read_routes
+from eventledger.http.replica import ReplicaReads, replica_readiness, start_replica, stop_replica
 from eventledger.http.security import SecurityHeaders, cors_options
 from eventledger.http.subjects import add_routes as add_subject_routes
 from eventledger.http.writes import add_routes as add_write_routes
+from eventledger.projections.caching import ReadModelCache
+from eventledger.replica import read_url_for
 from eventledger.stores.base import EventStore
+
+if TYPE_CHECKING:
+    from eventledger.cache import QueryCache
 
 __all__ = ["create_app"]
 
@@ -69,6 +76,9 @@ def create_app(
     public_metrics: bool = False,
     rate_limits: RateLimits | None = DEFAULT_LIMITS,
     cors_origins: Sequence[str] = (),
+    retention_every: timedelta | None = None,
+    read_url: str | None = None,
+    cache: str | ReadModelCache | None = None,
 ) -> FastAPI:
     """The app serving `application` on `store` (a URL, or an open store).
 
@@ -85,16 +95,40 @@ def create_app(
     `public_metrics` (see ``docs/operations.md``). `rate_limits` holds each key (or
     client address) to a request rate per scope, in this process (None: no limits;
     see :mod:`eventledger.http.limits`). `cors_origins` are the browser origins that
-    may call the API from their pages (none by default).
+    may call the API from their pages (none by default). With `retention_every` the
+    application's retention policies are applied that often (one process at a time;
+    see :mod:`eventledger.retention_schedule`). With `read_url` (a PostgreSQL standby of
+    the store, opened read-only) streams, the log and read-model queries are read from
+    the standby, and from the primary when it is behind or down (see
+    :mod:`eventledger.http.replica` and ``docs/replicas.md``). With `cache` (a Redis URL,
+    or an :class:`eventledger.cache.QueryCache`) read-model queries are answered from
+    Redis when that is safe (see ``docs/query-cache.md``).
     """
     if authenticator is not None and allow_anonymous:
         raise InvalidInput("give an authenticator or allow anonymous access, not both")
     if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise InvalidInput(f"max_body_bytes must be a positive int, not {max_body_bytes!r}")
+    if read_url is not None:
+        read_url_for(read_url)  # refused here, not at start
+    if isinstance(cache, str):
+        from eventledger.cache import QueryCache
+
+        QueryCache.check_url(cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await application.start(store, projections=run_projections)
+        owned_cache = _open_cache(cache, application) if isinstance(cache, str) else None
+        try:
+            service = await application.start(
+                store,
+                projections=run_projections,
+                retention_every=retention_every,
+                cache=owned_cache if isinstance(cache, str) else cache,
+            )
+        except BaseException:
+            if owned_cache is not None:
+                await owned_cache.close()
+            raise
         app.state.service = service
         if allow_anonymous:
             app.state.authenticator = None
@@ -108,14 +142,19 @@ def create_app(
         if admin:
             start_admin(app, service, admin_sample_seconds)
         try:
+            if read_url is not None:
+                await start_replica(app, read_url, store)
             if on_start is not None:
                 await on_start(service)
             yield
         finally:
+            await stop_replica(app)
             await stop_admin(app)
             await close_feeds(app)
             await cancel_rebuilds(app)
             await service.stop()
+            if owned_cache is not None:
+                await owned_cache.close()
 
     app = FastAPI(
         **_without_fastapi_telemetry(),
@@ -154,6 +193,8 @@ def create_app(
         add_metrics_route(app, public=public_metrics)
     if admin:
         add_admin(app, secret=session_secret)
+    if read_url is not None:
+        app.add_middleware(ReplicaReads)  # innermost: says where reads came from
     app.add_middleware(LimitBody, max_bytes=max_body_bytes)
     app.add_middleware(AuthenticateFirst)  # before any body is read
     if cors is not None:
@@ -161,6 +202,15 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ObserveRequests)  # outermost: every request is measured and traced
     return app
+
+
+def _open_cache(url: str, application: Application) -> QueryCache:
+    """The query cache of ``create_app(cache=url)``: its keys start with the
+    application's name unless the URL gives ``?prefix=``."""
+    from eventledger.cache import QueryCache
+
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in application.name)[:60]
+    return QueryCache(url, prefix=f"eventledger:{name or 'app'}")
 
 
 def _without_fastapi_telemetry() -> dict[str, Any]:
@@ -290,6 +340,7 @@ def _add_health(app: FastAPI) -> None:
                 "status": "ready",
                 "head_position": head,
                 "held_back": models.horizon_json(horizon) if horizon.lagging else None,
+                **(await replica_readiness(request)),
             }
         )
 

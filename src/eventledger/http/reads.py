@@ -16,6 +16,7 @@ from eventledger.http import models
 from eventledger.http.auth import Principal, require
 from eventledger.http.params import parse_time, time_query
 from eventledger.http.problems import Problem
+from eventledger.http.replica import read_model_queries, read_repository, read_store
 from eventledger.projections import DocumentProjection, Range, SqlProjection
 
 MAX_PAGE = 1000
@@ -47,7 +48,7 @@ def add_routes(app: FastAPI) -> None:
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         _: Principal = READ,
     ) -> Response:
-        streams = await service_of(request).store.list_streams(
+        streams = await (await read_store(request)).list_streams(
             prefix=prefix, after=after, limit=limit + 1
         )
         return JSON(models.page_json(streams, limit, models.stream_json, lambda s: s.stream_id))
@@ -70,7 +71,7 @@ def add_routes(app: FastAPI) -> None:
     ) -> Response:
         service = service_of(request)
         aggregate_type, aggregate_id = service.application.aggregate_for(stream_id)
-        aggregate = await service.bus.repository(aggregate_type).load(
+        aggregate = await (await read_repository(request, aggregate_type)).load(
             aggregate_id, version=version, as_of=parse_time(at, "at")
         )
         return JSON(
@@ -98,7 +99,7 @@ def add_routes(app: FastAPI) -> None:
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         _: Principal = READ,
     ) -> Response:
-        store = service_of(request).store
+        store = await read_store(request)
         version = await store.stream_version(stream_id)
         if version == 0:
             raise NotFound(f"no stream {stream_id!r}")
@@ -137,7 +138,7 @@ def add_routes(app: FastAPI) -> None:
         until: str | None = time_query("only events recorded at or before then"),
         _: Principal = READ,
     ) -> Response:
-        store = service_of(request).store
+        store = await read_store(request)
         window = {"since": parse_time(since, "since"), "until": parse_time(until, "until")}
         events = [e async for e in store.read_all(after=after, limit=limit + 1, **window)]
         return JSON(models.page_json(events, limit, models.event_json, lambda e: e.position))
@@ -150,7 +151,7 @@ def add_routes(app: FastAPI) -> None:
         responses=ERRORS,
     )
     async def read_event(request: Request, event_id: uuid.UUID, _: Principal = READ) -> Response:
-        event = await service_of(request).store.read_event(event_id)
+        event = await (await read_store(request)).read_event(event_id)
         if event is None:
             raise NotFound(f"no event with id {event_id}")
         return JSON(models.event_json(event))
@@ -163,7 +164,7 @@ def add_routes(app: FastAPI) -> None:
         responses=ERRORS,
     )
     async def event_chain(request: Request, event_id: uuid.UUID, _: Principal = READ) -> Response:
-        chain = await causal_chain(service_of(request).store, event_id)
+        chain = await causal_chain(await read_store(request), event_id)
         return JSON(models.chain_json(chain))
 
     @app.get(
@@ -210,7 +211,7 @@ def add_routes(app: FastAPI) -> None:
         offset: int = Query(0, ge=0, le=1_000_000),
         _: Principal = READ,
     ) -> Response:
-        queries = _documents(request, name)
+        queries = await _documents(request, name)
         where = _where(request, queries.indexes)
         for item in order_by:
             if item.removeprefix("-") not in queries.indexes:
@@ -232,7 +233,7 @@ def add_routes(app: FastAPI) -> None:
     async def get_document(
         request: Request, name: str, doc_id: str, _: Principal = READ
     ) -> Response:
-        doc = await _documents(request, name).get(doc_id)
+        doc = await (await _documents(request, name)).get(doc_id)
         if doc is None:
             raise NotFound(f"{name} has no document {doc_id!r}")
         return JSON(doc)
@@ -258,19 +259,19 @@ def add_routes(app: FastAPI) -> None:
         if name not in runner.names or not isinstance(runner.get(name), SqlProjection):
             sql = [n for n in runner.names if isinstance(runner.get(n), SqlProjection)]
             raise NotFound(f"no SQL read model named {name!r}; known: {', '.join(sql) or 'none'}")
-        columns, rows = await runner.rows(
-            name, table, order_by=order_by, limit=limit, offset=offset
+        columns, rows = await (await read_model_queries(request, name)).rows(
+            runner.get(name), table, order_by=order_by, limit=limit, offset=offset
         )
         return JSON({"columns": columns, "items": rows, "limit": limit, "offset": offset})
 
-    def _documents(request: Request, name: str) -> Any:
+    async def _documents(request: Request, name: str) -> Any:
         runner = service_of(request).runner
         if name not in runner.names or not isinstance(runner.get(name), DocumentProjection):
             documents = [n for n in runner.names if isinstance(runner.get(n), DocumentProjection)]
             raise NotFound(
                 f"no document read model named {name!r}; known: {', '.join(documents) or 'none'}"
             )
-        return runner.documents(name)
+        return (await read_model_queries(request, name)).documents(runner.get(name))
 
 
 OrderBy = Annotated[

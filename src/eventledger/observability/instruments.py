@@ -19,6 +19,9 @@ class Instruments(Protocol):
     def command(self, name: str, outcome: str, seconds: float) -> None: ...
     def handled(self, subscription: str, events: int, seconds: float) -> None: ...
     def request(self, method: str, route: str, status: int, seconds: float) -> None: ...
+    def replica_read(self, source: str, reason: str) -> None: ...
+    def query_cache(self, read_model: str, outcome: str) -> None: ...
+    def query_cache_error(self, operation: str) -> None: ...
 
 
 class Off:
@@ -37,6 +40,15 @@ class Off:
         pass
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        pass
+
+    def replica_read(self, source: str, reason: str) -> None:
+        pass
+
+    def query_cache(self, read_model: str, outcome: str) -> None:
+        pass
+
+    def query_cache_error(self, operation: str) -> None:
         pass
 
 

@@ -115,6 +115,28 @@ class PrometheusInstruments:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.replica_reads = Counter(
+            "eventledger_replica_reads",
+            "Reads that could go to the read replica, by where they went (replica, primary)"
+            " and why (ok; behind, down, failed: the primary answered instead)",
+            ["source", "reason"],
+            registry=registry,
+        )
+        self.query_cache_lookups = Counter(
+            "eventledger_query_cache_lookups",
+            "Read-model queries through the Redis query cache, by outcome: hit, miss (read"
+            " from the database, then kept), busy (a change was committing), unvouched (no"
+            " running read model vouched for it), unavailable (Redis did not answer),"
+            " uncacheable",
+            ["read_model", "outcome"],
+            registry=registry,
+        )
+        self.query_cache_errors = Counter(
+            "eventledger_query_cache_errors",
+            "Calls to the query cache's Redis that failed or timed out, by operation",
+            ["operation"],
+            registry=registry,
+        )
 
     def appended(self, backend: str, events: int, seconds: float) -> None:
         self.appends.labels(backend).inc()
@@ -135,6 +157,15 @@ class PrometheusInstruments:
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(method, route).observe(seconds)
+
+    def replica_read(self, source: str, reason: str) -> None:
+        self.replica_reads.labels(source, reason).inc()
+
+    def query_cache(self, read_model: str, outcome: str) -> None:
+        self.query_cache_lookups.labels(read_model, outcome).inc()
+
+    def query_cache_error(self, operation: str) -> None:
+        self.query_cache_errors.labels(operation).inc()
 
 
 _enabled: PrometheusInstruments | None = None

@@ -85,6 +85,10 @@ class Projection:
     retry: ClassVar[RetryPolicy] = RetryPolicy()
     registry: ClassVar[EventRegistry | None] = None
     """Where stored type names are looked up (default: the default registry)."""
+    partitions: ClassVar[int] = 1
+    """Split into this many partitions by a hash of the stream id, each with its own
+    checkpoint and lease, shared out between the processes that run it (document and SQL
+    read models; see :mod:`eventledger.projections.partitions`)."""
 
     __handlers__: ClassVar[dict[HandlerTarget, tuple[str, bool]]] = {}
 

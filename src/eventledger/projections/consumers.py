@@ -20,6 +20,7 @@ from eventledger.projections.base import (
     Projection,
     RunScope,
 )
+from eventledger.projections.caching import Change
 from eventledger.projections.documents import Documents
 from eventledger.records import RecordedEvent
 from eventledger.stores.base import StoreTransaction
@@ -68,12 +69,13 @@ class StoredConsumer:
         self.generation = generation
         await self.projection.create(tx, self.scope, generation)
         await self.projection.point_views(tx, self.scope, generation)
+        await self.scope.changing(tx, self.projection, taking_over=True)
 
     def batch(self, records: Sequence[RecordedEvent]) -> _StoredBatch:
         return _StoredBatch(self, records)
 
     async def before_step(self) -> None:
-        pass
+        await self.scope.serving(self.projection)
 
     def memory_bytes(self) -> int | None:
         return None
@@ -84,11 +86,15 @@ class _StoredBatch:
         self.consumer = consumer
         self.records = records
         self.docs: Documents | None = None
+        self.change: Change | None = None
 
     async def prepare(self) -> None:
         # Document handlers run before the transaction, so that it lasts only as long as
-        # the writes (SQLite's file lock, say); SQL handlers write in it.
+        # the writes (SQLite's file lock, say); SQL handlers write in it. The query cache
+        # is told before it too (a Redis that does not answer costs no lock time).
         projection = self.consumer.projection
+        if self.records:
+            self.change = await self.consumer.scope.change_ahead(projection)
         if isinstance(projection, DocumentProjection):
             scope, generation = self.consumer.scope, self.consumer.generation
             self.docs = Documents(scope.read_side, projection.table(generation))
@@ -98,6 +104,8 @@ class _StoredBatch:
 
     async def commit(self, tx: StoreTransaction | None) -> None:
         assert tx is not None
+        if self.change is not None:
+            self.change.commits_with(tx)
         if self.docs is not None:
             await self.docs.flush(tx)
             return

@@ -17,6 +17,8 @@ from eventledger.stores.base import EventStore, StoreTransaction
 
 if TYPE_CHECKING:
     from eventledger.commands import CommandBus
+    from eventledger.projections.base import Projection
+    from eventledger.projections.caching import Change, ReadModelCache
 
 __all__ = ["Context", "RunScope"]
 
@@ -32,6 +34,37 @@ class RunScope:
     """The SQL tables of SQL read models, where the backend has SQL."""
     commands: CommandBus | None = None
     """The command bus process managers send with."""
+    cache: ReadModelCache | None = None
+    """The query cache told of changes to read models (see
+    :mod:`eventledger.projections.caching`)."""
+
+    def cache_for(self, projection: Projection) -> ReadModelCache | None:
+        """The cache of `projection`'s queries: None without one, and for a partitioned
+        read model (several processes write it at once; the cache does not cover that)."""
+        if self.cache is None or getattr(projection, "partitions", 1) != 1:
+            return None
+        return self.cache
+
+    async def change_ahead(self, projection: Projection) -> Change | None:
+        """Before a transaction that will change what queries of `projection` see: tell
+        the cache (then give the transaction to the change's ``commits_with``)."""
+        cache = self.cache_for(projection)
+        return None if cache is None else await cache.changing(projection.name)
+
+    async def changing(
+        self, tx: StoreTransaction, projection: Projection, *, taking_over: bool = False
+    ) -> None:
+        """In `tx`, which changes what queries of `projection` see: tell the cache."""
+        cache = self.cache_for(projection)
+        if cache is not None:
+            change = await cache.changing(projection.name, taking_over=taking_over)
+            change.commits_with(tx)
+
+    async def serving(self, projection: Projection) -> None:
+        """At each step of a running read model: tell the cache its runner is alive."""
+        cache = self.cache_for(projection)
+        if cache is not None:
+            await cache.serving(projection.name)
 
 
 @dataclass(slots=True)

@@ -25,7 +25,11 @@ class ReadModelQueries:
     def documents(self, projection: Projection) -> DocumentQueries:
         if not isinstance(projection, DocumentProjection):
             raise InvalidInput(f"{projection.name} is not a document projection")
-        return DocumentQueries(self.scope.read_side, projection.view, projection.indexes)
+        queries = DocumentQueries(self.scope.read_side, projection.view, projection.indexes)
+        cache = self.scope.cache_for(projection)
+        if cache is None:
+            return queries
+        return cache.documents(projection.name, queries, self.scope.read_side)
 
     async def query(self, projection: Projection, sql: str, *args: Any) -> list[Sequence[Any]]:
         tables = self._sql_projection(projection)
@@ -50,6 +54,19 @@ class ReadModelQueries:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit!r}")
         if not isinstance(offset, int) or offset < 0:
             raise InvalidInput(f"offset must be an int >= 0, not {offset!r}")
+        cache = self.scope.cache_for(projection)
+        if cache is not None:
+            query = [table, list(order_by), limit, offset]
+
+            async def page() -> tuple[list[str], list[dict[str, Any]]]:
+                return await self._page(table, order_by, limit, offset)
+
+            return await cache.answer(projection.name, self.scope.read_side, "rows", query, page)
+        return await self._page(table, order_by, limit, offset)
+
+    async def _page(
+        self, table: str, order_by: Sequence[str], limit: int, offset: int
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         sql = self._sql()
         columns = await sql.columns(table)
         order = []

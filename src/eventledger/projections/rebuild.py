@@ -148,6 +148,7 @@ async def _swap(subscription: Subscription, scope: RunScope, copy: CatchUpCopy) 
     if subscription.durable:
         async with scope.store.transaction() as tx:
             await subscription.hold_lease(tx)
+            await scope.changing(tx, live.projection)
             await fresh.projection.point_views(tx, scope, copy.generation)
             await scope.read_side.set_generation(tx, subscription.name, copy.generation)
             await scope.read_side.set_checkpoint(tx, subscription.name, copy.position)
@@ -170,6 +171,7 @@ async def reset(subscription: Subscription, scope: RunScope) -> None:
         projection, generation = consumer.projection, consumer.generation
         async with scope.store.transaction() as tx:
             await subscription.hold_lease(tx)
+            await scope.changing(tx, projection)
             await projection.drop(tx, scope, generation)
             await projection.create(tx, scope, generation)
             await projection.point_views(tx, scope, generation)

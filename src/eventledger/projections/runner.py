@@ -16,7 +16,6 @@ runs them; they keep no checkpoint and take no lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -24,8 +23,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eventledger.errors import InvalidInput, ProjectionFailed, ProjectionTimeout
-from eventledger.projections import rebuild
+from eventledger.errors import InvalidInput, ProjectionTimeout
+from eventledger.projections import partitions, rebuild
 from eventledger.projections.base import Projection, RunScope
 from eventledger.projections.consumers import projection_of
 from eventledger.projections.documents import DocumentQueries
@@ -41,6 +40,7 @@ from eventledger.subscriptions import (
 
 if TYPE_CHECKING:
     from eventledger.commands import CommandBus
+    from eventledger.projections.caching import ReadModelCache
 
 __all__ = [
     "ProjectionRunner",
@@ -88,7 +88,10 @@ class ProjectionRunner:
         rebuild_batches_per_step: int = 10,
         owner: str | None = None,
         commands: CommandBus | None = None,
+        cache: ReadModelCache | None = None,
     ) -> None:
+        # `cache`: a query cache (eventledger.cache.QueryCache) that queries go through and
+        # that this runner tells of every change (see eventledger.projections.caching).
         self.store = store
         self.commands = commands
         self.batch_size = batch_size
@@ -100,7 +103,7 @@ class ProjectionRunner:
         )
         store.require("read_side")
         sql = store.sql_tables() if "sql_tables" in store.capabilities else None
-        self.scope = RunScope(store, store.read_side(), sql, commands)
+        self.scope = RunScope(store, store.read_side(), sql, commands, cache)
         self.queries = ReadModelQueries(self.scope)
         self._subscriptions: dict[str, Subscription] = {}
         for projection in projections:
@@ -124,6 +127,11 @@ class ProjectionRunner:
                 f"{name} is a process manager: give the runner the command bus it sends with"
                 " (ProjectionRunner(..., commands=bus))"
             )
+        if partitions.is_partitioned(projection):  # N subscriptions shared by processes
+            self._subscriptions[name] = partitions.partitioned_subscription(
+                projection, self.scope, self.settings
+            )
+            return
         consumer = projection.consumer(self.scope)
         subscription = Subscription(self.store, self.scope.read_side, consumer, self.settings)
         subscription.on_activated = self._resume_rebuild
@@ -153,10 +161,13 @@ class ProjectionRunner:
         return list(self._subscriptions)
 
     def subscription(self, name: str) -> Subscription:
-        """The subscription that runs projection `name`."""
+        """The subscription that runs projection `name` (or partition ``name#k`` of one)."""
         try:
             return self._subscriptions[name]
         except KeyError:
+            part = partitions.find_partition(self._subscriptions.values(), name)
+            if part is not None:  # its dead letters are retried and skipped through it
+                return part
             known = ", ".join(self._subscriptions) or "none"
             raise InvalidInput(f"no projection named {name!r} here; known: {known}") from None
 
@@ -197,23 +208,7 @@ class ProjectionRunner:
         position of your append). Raises :class:`~eventledger.ProjectionTimeout` after
         `timeout` seconds, :class:`~eventledger.ProjectionFailed` at once if it stopped on
         a failure."""
-        subscription = self.subscription(name)
-        deadline = time.monotonic() + timeout
-        while True:
-            reached = await subscription.reached()
-            if reached >= position:
-                return
-            if subscription.active and subscription.state == "failed":
-                raise ProjectionFailed(f"{name} stopped on a failure: {subscription.last_error}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProjectionTimeout(
-                    f"{name} reached position {reached}, not {position}, within {timeout} s"
-                    f" (state: {subscription.state})"
-                )
-            async with subscription.changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(subscription.changed.wait(), min(remaining, 0.05))
+        await self.subscription(name).wait_until(position, timeout)
 
     async def status(self, name: str | None = None) -> list[ProjectionStatus]:
         chosen = [self.subscription(name)] if name else list(self._subscriptions.values())

@@ -283,6 +283,11 @@ class EventStore(abc.ABC):
         events = _listed(events)
         if _any_personal(events):
             return await self._append_personal(stream_id, expected, list(events))
+        return await self._append_plain(stream_id, expected, events)
+
+    async def _append_plain(
+        self, stream_id: str, expected: ExpectedVersion, events: Iterable[NewEvent]
+    ) -> AppendResult:
         prepared = check.prepare_events(events, self.max_event_size)
         started = time.perf_counter()
         with tracing.span(
@@ -310,7 +315,7 @@ class EventStore(abc.ABC):
         for _ in range(3):
             sealed, sealing = await self.keyring.seal(stream_id, events)
             if sealing is None or not (sealing.keys or sealing.links):
-                return await self.append(stream_id, sealed, expected_version=expected)
+                return await self._append_plain(stream_id, expected, sealed)
             try:
                 async with self.transaction(appends=True) as tx:
                     result = await tx.append(stream_id, sealed, expected_version=expected)

@@ -113,6 +113,9 @@ class SubscriptionStatus:
     behind_capped: bool = False
     """`events_behind` is a lower bound: counting stops at ``BEHIND_COUNTED`` (counting a
     million events costs about 100 ms, and status is asked for every few seconds)."""
+    partitions: tuple[SubscriptionStatus, ...] = ()
+    """A partitioned subscription's partitions, one status each (see
+    :mod:`eventledger.subscriptions.partitions`); empty for one that is not partitioned."""
 
 
 BEHIND_COUNTED = 100_000

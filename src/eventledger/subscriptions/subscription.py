@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from eventledger.context import message_context
-from eventledger.errors import InvalidInput, LeaseLost, OperationalError, ProjectionFailed
+from eventledger.errors import (
+    InvalidInput,
+    LeaseLost,
+    OperationalError,
+    ProjectionFailed,
+    ProjectionTimeout,
+)
 from eventledger.failures import OnFailure, describe_error
 from eventledger.observability import instruments, tracing
 from eventledger.observability.logs import working_on
@@ -459,6 +465,28 @@ class Subscription:
         if self.active or not self.durable:
             return self.position
         return await self.read_side.get_checkpoint(self.name) or 0
+
+    async def wait_until(self, position: int, timeout: float) -> None:
+        """Wait until this subscription has handled everything up to `position` (in this
+        process or, in standby, in the one that runs it).
+        :class:`~eventledger.ProjectionTimeout` after `timeout` seconds,
+        :class:`~eventledger.ProjectionFailed` at once if it stopped on a failure."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reached = await self.reached()
+            if reached >= position:
+                return
+            if self.active and self.state == "failed":
+                raise ProjectionFailed(f"{self.name} stopped on a failure: {self.last_error}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProjectionTimeout(
+                    f"{self.name} reached position {reached}, not {position}, within"
+                    f" {timeout} s (state: {self.state}, last error: {self.last_error})"
+                )
+            async with self.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), min(remaining, 0.05))
 
     async def status(self, generation: int, horizon: Horizon | None = None) -> SubscriptionStatus:
         position = await self.reached()
