@@ -145,7 +145,7 @@ def tail(
             shown = 0
             while True:
                 since = opened_store.append_generation
-                page = [e async for e in opened_store.read_all(after=cursor, limit=500)]
+                page = await opened_store.read_page(after=cursor, limit=500)
                 for event in page:
                     cursor = event.position
                     if (wanted_types and event.type not in wanted_types) or (

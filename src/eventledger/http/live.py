@@ -115,9 +115,9 @@ async def _feed(
     quiet_since = time.monotonic()
     while not closing.is_set():
         since = store.append_generation
-        count = 0
-        async for event in store.read_all(after=cursor, limit=PAGE):
-            count += 1
+        page = await store.read_page(after=cursor, limit=PAGE)
+        count = len(page)
+        for event in page:
             cursor = event.position
             if (types is None or event.type in types) and (
                 categories is None or event.category in categories

@@ -423,6 +423,33 @@ class EventStore(abc.ABC):
             return _nothing()
         return self._paged_all(start, count, when, end)
 
+    async def read_page(
+        self, *, after: int = 0, limit: int = DEFAULT_PAGE_SIZE
+    ) -> list[RecordedEvent]:
+        """The next events of the log after position `after`, at most `limit` (1 to
+        10,000), in one call: what :meth:`read_all` yields, a page at a time, for readers
+        that handle events in batches (projections, the relay, the live feed). Fewer
+        than `limit` events means the reader is at the end of what it can see now; pass
+        the last event's position back as `after` to go on.
+
+        >>> import asyncio
+        >>> from eventledger import NewEvent, open_store
+        >>> async def main():
+        ...     async with await open_store("memory://") as store:
+        ...         await store.append("Order-1", [NewEvent("Placed", {}), NewEvent("Paid", {})])
+        ...         page = await store.read_page(limit=1)
+        ...         rest = await store.read_page(after=page[-1].position)
+        ...         return [e.type for e in page], [e.type for e in rest]
+        >>> asyncio.run(main())
+        (['Placed'], ['Paid'])
+        """
+        self._check_open()
+        start = check.check_int(after, "after", minimum=0)
+        size = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT)
+        page = await self._opened(await self._read_all_page(start, size, None))
+        instruments.current.read(self.backend, len(page))
+        return page
+
     async def _paged_all(
         self, after: int, limit: int | None, since: datetime | None, until: datetime | None
     ) -> AsyncIterator[RecordedEvent]:

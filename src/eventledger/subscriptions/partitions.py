@@ -46,7 +46,7 @@ from eventledger.subscriptions.consumer import (
     SubscriptionSettings,
     SubscriptionStatus,
 )
-from eventledger.subscriptions.subscription import Subscription
+from eventledger.subscriptions.subscription import Subscription, retrieved
 
 __all__ = [
     "MAX_PARTITIONS",
@@ -111,11 +111,6 @@ def check_partitions(name: str, partitions: object) -> int:
             f" not {partitions!r}"
         )
     return partitions
-
-
-def _retrieved(task: asyncio.Task[list[RecordedEvent]]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: asyncio does not log it as never retrieved
 
 
 class PartitionConsumer:
@@ -224,7 +219,7 @@ class PartitionedSubscription(Subscription):
         task = self._pages.get(after)
         if task is None:
             task = asyncio.ensure_future(self._read(after))
-            task.add_done_callback(_retrieved)  # whoever asked may have been stopped since
+            task.add_done_callback(retrieved)  # whoever asked may have been stopped since
             self._pages[after] = task
             while len(self._pages) > PAGES_KEPT:
                 del self._pages[next(iter(self._pages))]  # the oldest asked for

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from eventledger.context import message_context
 from eventledger.errors import (
@@ -23,7 +23,7 @@ from eventledger.observability import instruments, tracing
 from eventledger.observability.logs import working_on
 from eventledger.records import Horizon, RecordedEvent
 from eventledger.storage import DeadLetter, ReadSideStorage
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import MAX_LIST_LIMIT, EventStore, StoreTransaction
 from eventledger.subscriptions.consumer import (
     BEHIND_COUNTED,
     CatchUpCopy,
@@ -78,6 +78,8 @@ class Subscription:
         self._operations = asyncio.Queue()
         self._operation_waiting = asyncio.Event()
         self._last_renewal = 0.0
+        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]]] | None = None
+        """The page after a position, already asked for (see :meth:`_next_page`)."""
         self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
         """Runs in the subscription's task each time it becomes active (durable only)."""
 
@@ -95,6 +97,7 @@ class Subscription:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+        self._drop_ahead()
         self.state = "stopped"
         if self.durable:
             # Also when stopped while taking the lease: the row may be ours though we never
@@ -146,7 +149,7 @@ class Subscription:
         since = self.store.append_generation
         if self.state != "failed":
             await self.consumer.before_step()
-        page = await self._read(self.position)
+        page = await self._next_page(self.position)
         if page:
             self.state = "catching_up" if len(page) == self.settings.batch_size else "running"
             await self._process(page)
@@ -175,8 +178,38 @@ class Subscription:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._operation_waiting.wait(), seconds)
 
+    reads_ahead: ClassVar[bool] = True
+    """While a full page is handled, the next one is read (the database's work overlaps
+    the handlers'); off where pages are shared otherwise."""
+
+    async def _next_page(self, after: int) -> list[RecordedEvent]:
+        """The page after `after`: the one read ahead if it starts there (the position
+        moves only forwards through pages, but a failure, a reset or a take-over starts
+        elsewhere, and then the page read ahead is dropped)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == after:
+            page = await ahead[1]
+        else:
+            if ahead is not None:
+                ahead[1].cancel()
+            page = await self._read(after)
+        if self.reads_ahead and len(page) == self.settings.batch_size:
+            last = page[-1].position
+            task = asyncio.ensure_future(self._read(last))
+            task.add_done_callback(retrieved)
+            self._ahead = (last, task)
+        return page
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
+
     async def _read(self, after: int) -> list[RecordedEvent]:
-        return [e async for e in self.store.read_all(after=after, limit=self.settings.batch_size)]
+        size = self.settings.batch_size
+        if size <= MAX_LIST_LIMIT:
+            return await self.store.read_page(after=after, limit=size)
+        return [e async for e in self.store.read_all(after=after, limit=size)]
 
     # --- activation and leases --------------------------------------------------------------
 
@@ -510,3 +543,10 @@ class Subscription:
             horizon if horizon is not None and horizon.lagging else None,
             behind_capped=behind >= BEHIND_COUNTED,
         )
+
+
+def retrieved(task: asyncio.Future[Any]) -> None:
+    """A done callback for a task whose result may never be asked for (a page read
+    ahead, then dropped): its exception is retrieved, so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()

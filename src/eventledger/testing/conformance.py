@@ -368,6 +368,29 @@ class EventStoreConformance(TransactionConformance, LookupConformance, LimitsCon
         big_page = [e async for e in store.read_all(limit=1050)]
         assert len(big_page) == 1050
 
+    async def test_read_page_gives_what_read_all_yields_a_page_at_a_time(
+        self, store: EventStore
+    ) -> None:
+        await store.append("Order-21", _events(30))
+        await store.append("Order-22", _events(1, kind="Other", text="é\u2028"))
+        await store.append("Order-21", _events(1250))
+        events = await _all(store)
+        pages: list[RecordedEvent] = []
+        after = 0
+        while page := await store.read_page(after=after, limit=400):
+            assert len(page) <= 400
+            pages += page
+            after = page[-1].position
+        assert pages == events
+        assert await store.read_page(limit=10_000) == events
+        assert await store.read_page(after=events[-1].position) == []
+        assert [e.id for e in await store.read_page(after=events[9].position, limit=5)] == [
+            e.id for e in events[10:15]
+        ]
+        for bad in ({"limit": 0}, {"limit": 10_001}, {"after": -1}, {"limit": True}):
+            with pytest.raises(InvalidInput):
+                await store.read_page(**bad)
+
     async def test_read_all_since_a_time_starts_at_the_first_event_recorded_then(
         self, store: EventStore
     ) -> None:
