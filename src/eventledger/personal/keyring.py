@@ -9,6 +9,7 @@ once in the process that forgot them).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import OrderedDict
@@ -264,7 +265,7 @@ class Keyring:
         if not isinstance(marks, dict):
             return event
         data = dict(event.data)  # one copy per event; nested paths copy their own dicts
-        prefix = f"{event.id}\x1f"
+        prefix = b""
         for path, subject in marks.items():
             if not isinstance(path, str) or not isinstance(subject, str):
                 continue
@@ -275,8 +276,15 @@ class Keyring:
                     (path in data, data.get(path)) if "." not in path else value_at(data, path)
                 )
                 if found:
+                    # The associated data: "<event id>\x1f<path>\x1f<subject>", UTF-8.
+                    prefix = prefix or f"{event.id}\x1f".encode()
+                    tail = _tails.get((path, subject))
+                    if tail is None:
+                        tail = f"{path}\x1f{subject}".encode()
+                        if len(_tails) < _TAILS_KEPT:
+                            _tails[path, subject] = tail
                     try:
-                        value = open_sealed(opened, sealed, f"{prefix}{path}\x1f{subject}".encode())
+                        value = open_sealed(opened, sealed, prefix + tail)
                     except SealBroken:
                         value = None
             if value is None:
@@ -285,17 +293,25 @@ class Keyring:
                 data = with_value(data, path, value)
             else:
                 data[path] = value
-        return RecordedEvent(
-            event.id,
-            event.stream_id,
-            event.version,
-            event.position,
-            event.type,
-            event.schema_version,
-            data,
-            event.metadata,
-            event.recorded_at,
+        return _make_event(
+            (
+                event.id,
+                event.stream_id,
+                event.version,
+                event.position,
+                event.type,
+                event.schema_version,
+                data,
+                event.metadata,
+                event.recorded_at,
+            )
         )
+
+
+_make_event = functools.partial(tuple.__new__, RecordedEvent)
+_TAILS_KEPT = 100_000
+_tails: dict[tuple[str, str], bytes] = {}
+"""The associated data's end for a path and subject, encoded once."""
 
 
 def _marks(value: Any) -> dict[str, str]:
