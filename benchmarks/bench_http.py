@@ -19,6 +19,12 @@ load generator in this one: on a 2-core machine, a core each.
   after a warm-up of 32 commands, not counted. The CPU time of the server
   process and of this one is printed under the table: it tells which side
   bounds the rate.
+- **commands, wrk**: the same commands from ``wrk`` (Debian's package; C, one thread,
+  16 keep-alive connections, a Lua script that makes each body) for 10 s after a 2 s
+  warm-up, against one server process and against ``--workers 2``. wrk costs about
+  0.02 ms of CPU per command, so the server has the machine's other core; the httpx
+  clients cost about as much CPU as the server. Skipped, with a note, when wrk is not
+  installed.
 - **SSE delivery**: ``GET /events/live`` open, then events appended one at a
   time (``POST /commands/AddStock``, ~10 ms apart); the latency of each is the
   time from the command's HTTP response returning to the event arriving on the
@@ -37,6 +43,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -72,10 +79,11 @@ class Sizes:
     commands: int
     sse_events: int
     repeats: int
+    wrk_seconds: int
 
 
-FULL = Sizes(commands=2000, sse_events=200, repeats=3)
-QUICK = Sizes(commands=200, sse_events=50, repeats=1)
+FULL = Sizes(commands=2000, sse_events=200, repeats=3, wrk_seconds=10)
+QUICK = Sizes(commands=200, sse_events=50, repeats=1, wrk_seconds=2)
 
 
 def make_application() -> Application:
@@ -85,20 +93,29 @@ def make_application() -> Application:
 # --- the server (a process of its own) ------------------------------------------------
 
 
-def serve(store_url: str, port: int) -> None:
-    """`python -m benchmarks.bench_http --serve URL --port N`: what the benchmark starts."""
-    import uvicorn
-
+def server_app() -> Any:
+    """The app the benchmark serves, on the store of ``$BENCH_HTTP_STORE``."""
     from eventledger.http.app import create_app
 
     # allow_anonymous warns at start; the benchmark knows.
     logging.getLogger("eventledger.http").setLevel(logging.ERROR)
     # Every client is 127.0.0.1: without this, the address's rate limit is what is measured.
-    app = create_app(make_application(), store_url, allow_anonymous=True, rate_limits=None)
+    store_url = os.environ["BENCH_HTTP_STORE"]
+    return create_app(make_application(), store_url, allow_anonymous=True, rate_limits=None)
+
+
+def serve(store_url: str, port: int, workers: int = 1) -> None:
+    """`python -m benchmarks.bench_http --serve URL --port N [--workers W]`: what the
+    benchmark starts (uvicorn with uvloop and httptools, as `eventledger serve` runs)."""
+    import uvicorn
+
+    os.environ["BENCH_HTTP_STORE"] = store_url
     uvicorn.run(
-        app,
+        "benchmarks.bench_http:server_app",
+        factory=True,
         host="127.0.0.1",
         port=port,
+        workers=workers,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
@@ -113,10 +130,20 @@ def free_port() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and of its live children, such as uvicorn's
+    worker processes (Linux /proc)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -131,9 +158,10 @@ def machine_ticks() -> tuple[int, int]:
 class Server:
     """The HTTP server on `store_url`, in a subprocess, answering at `base_url`."""
 
-    def __init__(self, store_url: str, log: IO[bytes]) -> None:
+    def __init__(self, store_url: str, log: IO[bytes], workers: int = 1) -> None:
         self.store_url = store_url
         self.log = log
+        self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
@@ -149,6 +177,8 @@ class Server:
             *command,
             "--port",
             str(self.port),
+            "--workers",
+            str(self.workers),
             cwd=ROOT,
             stdout=self.log,
             stderr=self.log,
@@ -325,6 +355,84 @@ async def http_commands(server: Server, total: int, shared_client: bool) -> Run:
         await drive(send, WARMUP)
         prefix = "o"
         return await measured(send, total, server)
+
+
+WRK_SCRIPT = """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  prefix = args[1]
+  n = 0
+end
+function request()
+  n = n + 1
+  local body = string.format(
+    '{"order_id":"%s-%d-%d","customer_id":"c-%d","lines":[{"sku":"A%d","quantity":2,'
+    .. '"unit_price":"9.99"}]}', prefix, tid, n, n % 100, n % 10)
+  return wrk.format("POST", "/commands/PlaceOrder", {["Content-Type"] = "application/json"}, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+async def wrk_commands(server: Server, seconds: int) -> Run:
+    """`wrk` (C, one thread, CLIENTS keep-alive connections) posting PlaceOrder for
+    `seconds`, after a 2-second warm-up: a load generator that costs little CPU, so the
+    server has the machine's other core."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    try:
+        await _wrk(server, script.name, 2, f"warm{uuid.uuid4().hex[:6]}")
+        server_cpu = process_cpu_seconds(server.pid)
+        busy, ticks = machine_ticks()
+        run, client_cpu = await _wrk(server, script.name, seconds, f"o{uuid.uuid4().hex[:6]}")
+        run.server_cpu = process_cpu_seconds(server.pid) - server_cpu
+        run.client_cpu = client_cpu
+        busy_after, ticks_after = machine_ticks()
+        run.machine_busy = (busy_after - busy) / max(1, ticks_after - ticks)
+        return run
+    finally:
+        os.unlink(script.name)
+
+
+async def _wrk(server: Server, script: str, seconds: int, prefix: str) -> tuple[Run, float]:
+    before = os.times()
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{CLIENTS}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        script,
+        server.base_url,
+        "--",
+        prefix,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    after = os.times()
+    client_cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    text = output.decode(errors="replace")
+    result = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    if process.returncode != 0 or not result:
+        raise RuntimeError(f"wrk failed ({process.returncode}):\n{text}")
+    requests, micros, p50, p99, bad_status, socket_errors = map(int, result[0].split()[1:])
+    if bad_status or socket_errors:
+        raise RuntimeError(f"wrk: {bad_status} non-2xx answers, {socket_errors} socket errors")
+    elapsed = micros / 1e6
+    return Run(requests / elapsed, p50 / 1000, p99 / 1000, requests, elapsed), client_cpu
 
 
 async def in_process_commands(store_url: str, total: int) -> Run:
@@ -504,11 +612,36 @@ async def measure_commands(
             local_runs.append(await in_process_commands(url, sizes.commands))
     http, local = median_run(http_runs), median_run(local_runs)
     print(
-        f"| PlaceOrder, {CLIENTS} clients ({sizes.commands:,} commands) | {stores.backend}"
+        f"| PlaceOrder, {CLIENTS} httpx clients ({sizes.commands:,} commands) | {stores.backend}"
         f" | {http.rate:,.0f} | {ms(http.p50)} | {ms(http.p99)} | {local.rate:,.0f}"
         f" | {ms(local.p50)} | {ms(local.p99)} | {http.rate / local.rate:.2f} |",
         flush=True,
     )
+    if shutil.which("wrk") is None:
+        notes.append("wrk is not installed (apt-get install wrk): no wrk rows.")
+    else:
+        for workers in (1, 2):
+            runs = []
+            for _ in range(sizes.repeats):
+                async with stores.fresh() as url, Server(url, log, workers) as server:
+                    runs.append(await wrk_commands(server, sizes.wrk_seconds))
+            run = median_run(runs)
+            label = f"PlaceOrder, wrk {CLIENTS} connections ({sizes.wrk_seconds} s)"
+            if workers > 1:
+                label += f", --workers {workers}"
+            print(
+                f"| {label} | {stores.backend} | {run.rate:,.0f} | {ms(run.p50)} | {ms(run.p99)}"
+                f" | {local.rate:,.0f} | {ms(local.p50)} | {ms(local.p99)}"
+                f" | {run.rate / local.rate:.2f} |",
+                flush=True,
+            )
+            notes.append(
+                f"{stores.backend}, wrk, {workers} worker{'s' if workers > 1 else ''}:"
+                f" server {cpu(run, run.server_cpu)}, wrk {cpu(run, run.client_cpu)},"
+                f" machine {(run.machine_busy or 0) * 100:.0f}% busy. Each run's cmd/s: "
+                + ", ".join(f"{r.rate:,.0f}" for r in runs)
+                + "."
+            )
     notes.append(
         f"{stores.backend}, HTTP: server process {cpu(http, http.server_cpu)}, load generator"
         f" {cpu(http, http.client_cpu)}, machine {(http.machine_busy or 0) * 100:.0f}% busy."
@@ -598,9 +731,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--serve", metavar="STORE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
-        serve(options.serve, options.port)
+        serve(options.serve, options.port, options.workers)
     else:
         chosen = QUICK if options.quick else FULL
         if options.commands is not None:
