@@ -110,7 +110,15 @@ def check_expected_version(expected: object) -> ExpectedVersion:
     return check_int(expected, "expected_version", minimum=0)
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def check_datetime(value: object, name: str) -> datetime | None:
+    """`value` as a bound of a time window (since, until, as_of, now): aware, and when it
+    lies before the year 1 or after the year 9999 once in UTC (0001-01-01T00:00+01:00),
+    the first or last time a store can hold instead, which selects the same events
+    (every recorded time lies between them), on every backend."""
     if value is None:
         return None
     if not isinstance(value, datetime):
@@ -122,9 +130,7 @@ def check_datetime(value: object, name: str) -> datetime | None:
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise InvalidInput(
-            f"{name} {value.isoformat()} falls outside the years 1 to 9999 in UTC"
-        ) from None
+        return _EARLIEST if value.year == 1 else _LATEST
     return value
 
 
