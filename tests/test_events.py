@@ -167,3 +167,40 @@ def test_an_upcaster_is_registered_once_per_version() -> None:
 
     with pytest.raises(InvalidInput, match="already has an upcaster"):
         local.upcaster("Thing", from_version=1)(first)
+
+
+def test_a_page_decodes_as_each_event_would_alone() -> None:
+    local = EventRegistry()
+
+    class OrderPlaced(Event, version=2, registry=local):
+        customer: str
+
+    class Paid(Event, registry=local):
+        cents: int
+
+    @local.upcaster("OrderPlaced", from_version=1)
+    def v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {"customer": data["who"]}
+
+    page = [
+        recorded("OrderPlaced", {"customer": "ann"}, 2),
+        recorded("OrderPlaced", {"who": "bob"}, 1),
+        recorded("Paid", {"cents": "12"}),
+        recorded("Paid", {"cents": 3}),
+    ]
+    assert local.decode_page(page) == [local.decode(r) for r in page]
+    assert local.decode_page([]) == []
+    # A rename after the first page changes what the next page reads.
+    local.rename("Paid", "OrderPlaced")
+    assert local.decode_page([recorded("Paid", {"who": "cy"})]) == [OrderPlaced(customer="cy")]
+
+
+def test_a_bad_event_in_a_page_names_its_field_and_place_as_decode_does() -> None:
+    page = [
+        recorded("Placed", {"customer": "a", "total_cents": 5}),
+        recorded("Placed", {"customer": "a", "total_cents": "many"}),
+    ]
+    with pytest.raises(EventDecodeError, match=r"total_cents: .*stream 'Order-1', version 4"):
+        registry.decode_page(page)
+    with pytest.raises(UnknownEventType, match=r"'Vanished'.*stream 'Order-1'"):
+        registry.decode_page([recorded("Vanished", {})])

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Self, TypeVar, overload
 
 import orjson
@@ -189,6 +189,24 @@ class Aggregate(pydantic.BaseModel):
         finally:
             private["_applying"] = False
         private["_version"] = private["_version"] + 1 if version is None else version
+
+    def _replay(self, events: Sequence[Event], version: int) -> None:
+        # A page of stored events on a load, the last of them at `version`: the loop of
+        # _apply with the bookkeeping done once per page (a failed handler fails the
+        # load, so no state half-applied is ever handed out).
+        handlers = type(self).__handlers__
+        private = self.__pydantic_private__
+        assert private is not None
+        private["_applying"] = True
+        try:
+            for event in events:
+                handler = handlers.get(type(event))
+                if handler is None:
+                    handler = self._handler_for(type(event))
+                getattr(self, handler)(event)
+        finally:
+            private["_applying"] = False
+        private["_version"] = version
 
     @classmethod
     def _handler_for(cls, event_class: type[Event]) -> str:

@@ -31,7 +31,7 @@ registered per type and version; stored events never change::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import pydantic
@@ -108,6 +108,9 @@ class EventRegistry:
         self._classes: dict[str, type[Event]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self._renames: dict[str, str] = {}
+        # (stored type, schema version) -> the validator of a class that reads it as it
+        # is (current name, current version): the common case, looked up once per type.
+        self._direct: dict[tuple[str, int], Callable[[Any], Event]] = {}
 
     def register(self, event_class: type[Event]) -> type[Event]:
         """Register a class under its `event_type`. Defining a subclass does this."""
@@ -124,6 +127,7 @@ class EventRegistry:
                 f" {event_class.__name__}(Event, name='...')"
             )
         self._classes[name] = event_class
+        self._direct.clear()
         return event_class
 
     def get(self, event_type: str) -> type[Event] | None:
@@ -156,6 +160,7 @@ class EventRegistry:
         if self._current_name(new_name) == old_name:
             raise InvalidInput(f"renaming {old_name!r} to {new_name!r} would make a cycle")
         self._renames[old_name] = new_name
+        self._direct.clear()
 
     def decode(self, recorded: RecordedEvent) -> Event:
         """The typed event of a recorded one. Raises :class:`UnknownEventType` for a
@@ -179,6 +184,42 @@ class EventRegistry:
                 f"{error} (stream {recorded.stream_id!r}, version {recorded.version},"
                 f" position {recorded.position})"
             ) from error.__cause__
+
+    def decode_page(self, page: Sequence[RecordedEvent]) -> list[Event]:
+        """The typed events of `page`, in order: :meth:`decode` of each, with the class
+        and its validator found once per event type, not once per event."""
+        direct = self._direct
+        decoded: list[Event] = []
+        for recorded in page:
+            validate = direct.get((recorded.type, recorded.schema_version))
+            if validate is None:
+                validate = self._direct_validator(recorded.type, recorded.schema_version)
+            if validate is not None:
+                try:
+                    decoded.append(validate(recorded.data))
+                    continue
+                except pydantic.ValidationError:
+                    pass  # decode says which field, with the event's place
+            decoded.append(self.decode(recorded))
+        return decoded
+
+    def _direct_validator(
+        self, event_type: str, schema_version: int
+    ) -> Callable[[Any], Event] | None:
+        event_class = self._classes.get(event_type)
+        if (
+            event_class is None
+            or event_class.event_version != schema_version
+            or event_type in self._renames
+        ):
+            return None
+        validate: Callable[[Any], Event] = (
+            event_class.__pydantic_validator__.validate_python
+            if event_class.__pydantic_complete__
+            else event_class.model_validate
+        )
+        self._direct[event_type, schema_version] = validate
+        return validate
 
     def decode_data(self, event_type: str, schema_version: int, data: JSONObject) -> Event:
         name = self._current_name(event_type)

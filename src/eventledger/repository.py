@@ -50,6 +50,7 @@ from eventledger.records import (
     RecordedEvent,
     Snapshot,
 )
+from eventledger.stores.base import DEFAULT_PAGE_SIZE as PAGE
 from eventledger.stores.base import EventStore, StoreTransaction
 
 __all__ = ["HistoryEntry", "Repository"]
@@ -125,12 +126,18 @@ class Repository(Generic[A]):
         start = aggregate.version + 1 if aggregate is not None else 1
         if aggregate is None:
             aggregate = self.aggregate_type(id=aggregate_id)
-        limit = None if version is None else version - start + 1
-        if limit != 0:
-            async for recorded in self.store.read_stream(
-                stream_id, from_version=start, limit=limit
-            ):
-                aggregate._apply(self._decode(recorded), recorded.version)
+        remaining = None if version is None else version - start + 1
+        while remaining != 0:
+            # A page at a time: one store call and one decode pass per page.
+            size = PAGE if remaining is None else min(remaining, PAGE)
+            page = await self.store.read_stream_page(stream_id, from_version=start, limit=size)
+            if page:
+                aggregate._replay(self.registry.decode_page(page), page[-1].version)
+            if len(page) < size:
+                break
+            start = page[-1].version + 1
+            if remaining is not None:
+                remaining -= len(page)
         if aggregate.version == 0:
             raise AggregateNotFound(
                 f"{self.aggregate_type.__name__} {aggregate_id!r} has no events"
@@ -268,9 +275,6 @@ class Repository(Generic[A]):
 
     def _not_found(self, aggregate_id: str) -> AggregateNotFound:
         return AggregateNotFound(f"{self.aggregate_type.__name__} {aggregate_id!r} has no events")
-
-    def _decode(self, recorded: RecordedEvent) -> Event:
-        return self.registry.decode(recorded)
 
     async def _version_at(self, stream_id: str, moment: datetime) -> int:
         async for recorded in self.store.read_stream(

@@ -450,6 +450,33 @@ class EventStore(abc.ABC):
         instruments.current.read(self.backend, len(page))
         return page
 
+    async def read_stream_page(
+        self, stream_id: str, *, from_version: int = 1, limit: int = DEFAULT_PAGE_SIZE
+    ) -> list[RecordedEvent]:
+        """The events of one stream from version `from_version` on, at most `limit` (1 to
+        10,000), in one call: what :meth:`read_stream` yields, a page at a time, for
+        readers that apply events in batches (the repository's loads). Fewer than `limit`
+        events means the stream ends there; go on from the last event's version + 1.
+
+        >>> import asyncio
+        >>> from eventledger import NewEvent, open_store
+        >>> async def main():
+        ...     async with await open_store("memory://") as store:
+        ...         await store.append("Order-1", [NewEvent("Placed", {}), NewEvent("Paid", {})])
+        ...         page = await store.read_stream_page("Order-1", limit=1)
+        ...         rest = await store.read_stream_page("Order-1", from_version=2)
+        ...         return [e.type for e in page], [e.type for e in rest]
+        >>> asyncio.run(main())
+        (['Placed'], ['Paid'])
+        """
+        self._check_open()
+        stream_id = check.check_stream_id(stream_id)
+        start = check.check_int(from_version, "from_version", minimum=1)
+        size = check.check_int(limit, "limit", minimum=1, maximum=MAX_LIST_LIMIT)
+        page = await self._opened(await self._read_stream_page(stream_id, start, False, size, None))
+        instruments.current.read(self.backend, len(page))
+        return page
+
     async def _paged_all(
         self, after: int, limit: int | None, since: datetime | None, until: datetime | None
     ) -> AsyncIterator[RecordedEvent]:

@@ -391,6 +391,31 @@ class EventStoreConformance(TransactionConformance, LookupConformance, LimitsCon
             with pytest.raises(InvalidInput):
                 await store.read_page(**bad)
 
+    async def test_read_stream_page_gives_what_read_stream_yields_a_page_at_a_time(
+        self, store: EventStore
+    ) -> None:
+        await store.append("Order-23", _events(30))
+        await store.append("Order-24", _events(3, kind="Other", text="é\u2028"))
+        await store.append("Order-23", _events(1250))
+        events = [e async for e in store.read_stream("Order-23")]
+        pages: list[RecordedEvent] = []
+        start = 1
+        while page := await store.read_stream_page("Order-23", from_version=start, limit=400):
+            assert len(page) <= 400
+            pages += page
+            start = page[-1].version + 1
+        assert pages == events
+        assert await store.read_stream_page("Order-23", limit=10_000) == events
+        assert await store.read_stream_page("Order-23", from_version=1281) == []
+        assert await store.read_stream_page("Order-none") == []
+        middle = await store.read_stream_page("Order-23", from_version=11, limit=5)
+        assert [e.version for e in middle] == [11, 12, 13, 14, 15]
+        for bad in ({"limit": 0}, {"limit": 10_001}, {"from_version": 0}, {"limit": True}):
+            with pytest.raises(InvalidInput):
+                await store.read_stream_page("Order-23", **bad)
+        with pytest.raises(InvalidInput):
+            await store.read_stream_page("")
+
     async def test_read_all_since_a_time_starts_at_the_first_event_recorded_then(
         self, store: EventStore
     ) -> None:
