@@ -523,25 +523,39 @@ class CommandBus:
     async def _commit(
         self, writes: list[_Write], record: CommandRecord, value: Any
     ) -> tuple[CommandResult, list[AppendResult]]:
+        if len(writes) == 1 and (self.record_commands or record.idempotency_key is not None):
+            write = writes[0]
+            # One stream and a record: one round trip where the backend can.
+            one = await self.log.append_recorded(
+                write.stream_id, write.events, write.expected, record, value
+            )
+            if one is not None:
+                return _result(record, writes, [one], value), [one]
         appended: list[AppendResult] = []
         async with self.store.transaction() as tx:
             for write in writes:
                 appended.append(
                     await tx.append(write.stream_id, write.events, expected_version=write.expected)
                 )
-            result = CommandResult(
-                str(record.id),
-                record.name,
-                tuple(
-                    StreamWrite(w.stream_id, a.version, a.position, len(w.events))
-                    for w, a in zip(writes, appended, strict=True)
-                ),
-                max((a.position for a in appended), default=0),
-                value,
-            )
+            result = _result(record, writes, appended, value)
             if self.record_commands or record.idempotency_key is not None:
                 await self.log.record(tx, _with_result(record, result))
         return result, appended
+
+
+def _result(
+    record: CommandRecord, writes: list[_Write], appended: list[AppendResult], value: Any
+) -> CommandResult:
+    return CommandResult(
+        str(record.id),
+        record.name,
+        tuple(
+            StreamWrite(w.stream_id, a.version, a.position, len(w.events))
+            for w, a in zip(writes, appended, strict=True)
+        ),
+        max((a.position for a in appended), default=0),
+        value,
+    )
 
 
 def _refuse_if_created_already(name: str, conflict: ConflictError) -> None:

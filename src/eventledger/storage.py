@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from eventledger.records import JSONObject, RecordedEvent
+from eventledger.records import AppendResult, ExpectedVersion, JSONObject, NewEvent, RecordedEvent
 from eventledger.stores.base import EventStore, StoreTransaction
 
 __all__ = [
@@ -320,6 +320,23 @@ class CommandLog(Protocol):
     async def record(self, tx: StoreTransaction, record: CommandRecord) -> None:
         """Add the record in `tx`; raises :class:`~eventledger.KeyTaken` if its key is
         recorded (then `tx` must roll back)."""
+        ...
+
+    async def append_recorded(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        record: CommandRecord,
+        value: Any,
+    ) -> AppendResult | None:
+        """Append `events` to one stream and add `record` with them, all or nothing, in
+        one round trip where the backend can (PostgreSQL: one statement, no BEGIN or
+        COMMIT); the record's result is made from the append, as
+        ``CommandResult.to_json`` makes it, with `value`. None where the backend cannot
+        (the caller appends and records in a transaction). Raises what an append in a
+        transaction raises, and :class:`~eventledger.KeyTaken` when the key is recorded
+        (nothing is written then)."""
         ...
 
 

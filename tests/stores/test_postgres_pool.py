@@ -162,6 +162,30 @@ async def test_sql_run_in_a_transaction_does_not_follow_the_connection_back(
         await store.close()
 
 
+async def test_the_stores_own_statements_need_no_session_reset(
+    postgres_schema_url: str,
+) -> None:
+    # A command's record and a projection's checkpoint are the store's own SQL: they
+    # leave the session as they found it, so the COMMIT goes without RESET ALL and the
+    # rest; SQL of one's own in the same transaction still brings the reset back.
+    from eventledger.storage import CommandRecord
+
+    store = await open_store(with_settings(postgres_schema_url, pool_max_size="1"))
+    try:
+        async with store.transaction() as tx:
+            await tx.append("Order-r1", [NewEvent("Placed", {})])
+            record = CommandRecord(uuid.uuid4(), "Place", None, "h", {}, "c", "c", None, {})
+            await store.command_log().record(tx, record)
+            await store.read_side().set_checkpoint(tx, "counts", 1)
+            assert (tx.statements, tx.statements_of_others) == (2, 0)
+            await tx.execute("SET search_path TO pg_catalog")
+            assert (tx.statements, tx.statements_of_others) == (3, 1)
+        rows = await store.fetch("SELECT current_setting('search_path')")
+        assert rows[0][0] != "pg_catalog"
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [("pool_timeout", "0"), ("statement_timeout", "-1"), ("lock_timeout", "soon"),

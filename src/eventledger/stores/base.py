@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeVar, cast
 
 from eventledger import _json
 from eventledger import _validation as check
@@ -64,6 +65,8 @@ class TimeWindow(NamedTuple):
     upto: int | None
 
 
+M = TypeVar("M", bound=Callable[..., Coroutine[Any, Any, Any]])
+
 DEFAULT_PAGE_SIZE = 500
 MAX_LIST_LIMIT = 10_000
 MAX_VERSION = (1 << 63) - 1
@@ -91,6 +94,8 @@ class StoreTransaction(abc.ABC):
     _failed: str | None = None
     _appended_ids: set[uuid.UUID] | None = None
     _statements: int = 0
+    _statements_of_others: int = 0
+    _library_depth: int = 0
     _first_append_at: float = 0.0
     _on_commit: list[Callable[[], None]] | None = None
     owner: EventStore | None = None
@@ -182,29 +187,49 @@ class StoreTransaction(abc.ABC):
         """How many statements ran in this transaction (appends not counted)."""
         return self._statements
 
+    @property
+    def statements_of_others(self) -> int:
+        """How many of those statements eventledger's storage did not run itself: SQL
+        that may leave settings, cursors, listeners or session locks behind, so the
+        connection's session is reset after the commit (PostgreSQL)."""
+        return self._statements_of_others
+
+    @contextmanager
+    def library_statements(self) -> Iterator[None]:
+        """Statements run inside are eventledger's own storage SQL (command records,
+        documents, checkpoints, process state), which leaves the session as it found it:
+        their connection needs no reset. Not for SQL of one's own."""
+        self._library_depth += 1
+        try:
+            yield
+        finally:
+            self._library_depth -= 1
+
     def note_statement(self) -> None:
         """Count a statement run in this transaction (backends that write without SQL
         call it for their writes)."""
         self._statements += 1
+        if not self._library_depth:
+            self._statements_of_others += 1
 
     async def execute(self, sql: str, *args: Any) -> None:
         """Run a statement in this transaction."""
-        self._statements += 1
+        self.note_statement()
         await self._execute(sql, *args)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run a statement once for each row of arguments."""
-        self._statements += 1
+        self.note_statement()
         await self._executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Sequence[Any]]:
         """Run a query in this transaction (it sees the transaction's own writes)."""
-        self._statements += 1
+        self.note_statement()
         return await self._fetch(sql, *args)
 
     async def fetch_records(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Like :meth:`fetch`, each row a dict by column name."""
-        self._statements += 1
+        self.note_statement()
         return await self._fetch_records(sql, *args)
 
     @abc.abstractmethod
@@ -852,3 +877,15 @@ def _ignore_result(future: asyncio.Future[Any]) -> None:
 async def _nothing() -> AsyncIterator[RecordedEvent]:
     return
     yield  # an async generator that yields nothing
+
+
+def library_sql(method: M) -> M:
+    """Mark a storage method whose first argument is the transaction: the statements it
+    runs there are eventledger's own (see :meth:`StoreTransaction.library_statements`)."""
+
+    @functools.wraps(method)
+    async def run(self: object, tx: StoreTransaction, *args: Any, **kwargs: Any) -> Any:
+        with tx.library_statements():
+            return await method(self, tx, *args, **kwargs)
+
+    return cast(M, run)

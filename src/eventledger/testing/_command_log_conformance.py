@@ -3,13 +3,22 @@ idempotency keys."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from eventledger import EventStore, KeyTaken
+from eventledger import (
+    ANY,
+    NO_STREAM,
+    EventStore,
+    InvalidInput,
+    KeyTaken,
+    NewEvent,
+    WrongExpectedVersion,
+)
 from eventledger.storage import CommandLog, CommandRecord
 from eventledger.testing._storage_support import OpensStore, recent, rolled_back
 
@@ -170,3 +179,67 @@ class CommandLogConformance(OpensStore):
         assert [r.id for r in await command_log.correlated("corr-1", 2)] == mine[:2]
         (other,) = await command_log.correlated("corr-2", 10)
         assert _same(other, records[2])
+
+    async def test_append_recorded_writes_the_events_and_the_record_or_leaves_it_to_a_tx(
+        self, store: EventStore, command_log: CommandLog
+    ) -> None:
+        # Where the backend has a one-round-trip form, what it writes is what a
+        # transaction with the append and the record writes, the result made from the
+        # append; where it has none it says so (None) and writes nothing.
+        record = _command("key-one", result={})
+        events = [NewEvent("Placed", {"n": 1}), NewEvent("Noted", {"n": 2})]
+        appended = await command_log.append_recorded(
+            "Order-ar1", events, NO_STREAM, record, {"id": "o-1"}
+        )
+        if appended is None:
+            assert await store.stream_version("Order-ar1") == 0
+            assert await command_log.by_id(record.id) is None
+            return
+        stored = [e async for e in store.read_stream("Order-ar1")]
+        assert [(e.type, e.data) for e in stored] == [("Placed", {"n": 1}), ("Noted", {"n": 2})]
+        assert (appended.version, appended.position) == (2, stored[-1].position)
+        found = await command_log.by_key("key-one")
+        assert found is not None
+        assert found.result == {
+            "command_id": str(record.id),
+            "command": record.name,
+            "writes": [
+                {"stream_id": "Order-ar1", "version": 2, "position": appended.position,
+                 "events": 2}
+            ],
+            "position": appended.position,
+            "value": {"id": "o-1"},
+        }  # fmt: skip
+        assert _same(found, dataclasses.replace(record, result=found.result))
+        one = _command(None, result={})
+        single = await command_log.append_recorded(
+            "Order-ar1", [NewEvent("Paid", {})], 2, one, None
+        )
+        assert single is not None
+        assert single.version == 3
+        again = await command_log.by_id(one.id)
+        assert again is not None
+        assert again.result["value"] is None
+
+    async def test_append_recorded_that_cannot_append_or_record_writes_nothing(
+        self, store: EventStore, command_log: CommandLog
+    ) -> None:
+        first = _command("key-two", result={})
+        if await command_log.append_recorded("Order-ar2", [NewEvent("A", {})], ANY, first, 1):
+            # The key is recorded: a second command with it writes neither its events
+            # nor its record.
+            second = _command("key-two", result={})
+            with pytest.raises(KeyTaken):
+                await command_log.append_recorded("Order-ar3", [NewEvent("B", {})], ANY, second, 2)
+            assert await store.stream_version("Order-ar3") == 0
+            assert await command_log.by_id(second.id) is None
+            # A version that does not match writes nothing either.
+            third = _command(None, result={})
+            with pytest.raises(WrongExpectedVersion):
+                await command_log.append_recorded(
+                    "Order-ar2", [NewEvent("C", {})], NO_STREAM, third, 3
+                )
+            assert await store.stream_version("Order-ar2") == 1
+            assert await command_log.by_id(third.id) is None
+            with pytest.raises(InvalidInput):
+                await command_log.append_recorded("", [NewEvent("C", {})], ANY, third, 3)

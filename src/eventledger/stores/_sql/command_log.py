@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventledger.errors import KeyTaken
+from eventledger.records import AppendResult, ExpectedVersion, NewEvent
 from eventledger.storage import EPOCH, CommandRecord
 from eventledger.stores._sql.dialect import Dialect
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction, library_sql
 
 __all__ = ["SqlCommandLog"]
 
@@ -64,6 +65,17 @@ class SqlCommandLog:
             limit,
         )
 
+    async def append_recorded(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        record: CommandRecord,
+        value: Any,
+    ) -> AppendResult | None:
+        return None  # a transaction here; PostgreSQL has its one-statement form
+
+    @library_sql
     async def record(self, tx: StoreTransaction, record: CommandRecord) -> None:
         d = self.sql
         # ON CONFLICT DO NOTHING: a concurrent holder of the key makes PostgreSQL wait

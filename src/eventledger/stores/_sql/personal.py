@@ -8,7 +8,7 @@ from typing import Any
 
 from eventledger.storage import EPOCH, SubjectKey
 from eventledger.stores._sql.dialect import Dialect
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction, library_sql
 
 __all__ = ["SqlPersonalDataStorage"]
 
@@ -39,6 +39,7 @@ class SqlPersonalDataStorage:
         rows = await self.store.fetch(self._select(subjects, args), *args)
         return {row[0]: self._key(row) for row in rows}
 
+    @library_sql
     async def add_subject_keys(
         self,
         tx: StoreTransaction,

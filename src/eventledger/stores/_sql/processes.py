@@ -9,7 +9,7 @@ from typing import Any
 
 from eventledger.storage import EPOCH, InstanceRow, TimeoutRow
 from eventledger.stores._sql.dialect import Dialect
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction, library_sql
 
 __all__ = ["SqlProcessStorage"]
 
@@ -92,6 +92,7 @@ class SqlProcessStorage:
         )
         return {str(row[0]): int(row[1]) for row in rows}
 
+    @library_sql
     async def save(
         self,
         tx: StoreTransaction,

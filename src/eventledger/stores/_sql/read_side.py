@@ -10,7 +10,7 @@ from eventledger import _json
 from eventledger.records import RecordedEvent
 from eventledger.storage import EPOCH, DeadLetter, LeaseInfo, Range, Where
 from eventledger.stores._sql.dialect import Dialect
-from eventledger.stores.base import EventStore, StoreTransaction
+from eventledger.stores.base import EventStore, StoreTransaction, library_sql
 
 __all__ = ["SqlReadSide"]
 
@@ -46,6 +46,7 @@ class SqlReadSide:
         rows = await self.store.fetch(f"SELECT name, position FROM {self.sql.t('checkpoints')}")
         return {str(row[0]): int(row[1]) for row in rows}
 
+    @library_sql
     async def set_checkpoint(self, tx: StoreTransaction, name: str, position: int) -> None:
         d = self.sql
         await tx.execute(
@@ -57,6 +58,7 @@ class SqlReadSide:
             position,
         )
 
+    @library_sql
     async def delete_checkpoint(self, tx: StoreTransaction, name: str) -> None:
         d = self.sql
         await tx.execute(f"DELETE FROM {d.t('checkpoints')} WHERE name = {d.p(1)}", name)
@@ -67,6 +69,7 @@ class SqlReadSide:
         async with self.store.transaction() as tx:
             return await self.hold_lease(tx, name, owner, ttl)
 
+    @library_sql
     async def hold_lease(self, tx: StoreTransaction, name: str, owner: str, ttl: float) -> bool:
         d = self.sql
         leases = d.t("leases")
@@ -104,6 +107,7 @@ class SqlReadSide:
 
     # dead letters
 
+    @library_sql
     async def park(
         self,
         tx: StoreTransaction,
@@ -182,6 +186,7 @@ class SqlReadSide:
         )
         return self._letter(rows[0]) if rows else None
 
+    @library_sql
     async def resolve(self, tx: StoreTransaction, letter_id: int, status: str) -> None:
         d = self.sql
         await tx.execute(
@@ -200,6 +205,7 @@ class SqlReadSide:
         )
         return int(rows[0][0]) if rows else None
 
+    @library_sql
     async def set_generation(self, tx: StoreTransaction, name: str, generation: int) -> None:
         d = self.sql
         await tx.execute(
@@ -257,6 +263,7 @@ class SqlReadSide:
                 found[row[0]] = row[1]
         return found
 
+    @library_sql
     async def write_documents(
         self,
         tx: StoreTransaction,

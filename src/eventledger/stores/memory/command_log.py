@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from eventledger.errors import KeyTaken
+from eventledger.records import AppendResult, ExpectedVersion, NewEvent
 from eventledger.storage import CommandRecord
 from eventledger.stores.base import StoreTransaction
 from eventledger.stores.memory.log import MemoryLog, in_transaction
@@ -33,6 +36,16 @@ class MemoryCommandLog:
         with self.log.lock:
             records = list(self.log.commands.values())
         return [r for r in records if r.correlation_id == correlation_id][:limit]
+
+    async def append_recorded(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected: ExpectedVersion,
+        record: CommandRecord,
+        value: Any,
+    ) -> AppendResult | None:
+        return None  # a transaction costs no round trip here
 
     async def record(self, tx: StoreTransaction, record: CommandRecord) -> None:
         memory_tx = in_transaction(tx)

@@ -20,7 +20,15 @@ from eventledger._validation import PreparedEvent
 from eventledger.records import ExpectedState
 from eventledger.stores.postgres.schema import Marker
 
-__all__ = ["EXPECTED_CODES", "append_many_sql", "append_one_sql", "pack"]
+__all__ = [
+    "COMMAND_KEY_CONSTRAINT",
+    "EXPECTED_CODES",
+    "append_many_sql",
+    "append_one_sql",
+    "pack",
+]
+
+COMMAND_KEY_CONSTRAINT = "commands_idempotency_key_key"
 
 EXPECTED_CODES = {
     ExpectedState.ANY: -1,
@@ -29,25 +37,62 @@ EXPECTED_CODES = {
 }
 
 
-def append_one_sql(q: str, marker: Marker | None = None) -> str:
+def append_one_sql(q: str, marker: Marker | None = None, *, command: bool = False) -> str:
     """Append one event: $1 stream, $2 expected code, $3-$7 the event's fields
-    ($8 the transaction's earlier event count, inside a transaction: with its `marker`)."""
+    ($8 the transaction's earlier event count, inside a transaction: with its `marker`;
+    with `command`, $8-$16 the command's record, see :func:`_command_sql`)."""
     values = "$3, $1, c.version + 1, $4, $5, $6, $7, c.at"
-    return _append_sql(q, marker, values, "", "$8::bigint" if marker else "")
+    return _append_sql(
+        q, marker, values, "", "$8::bigint" if marker else "", 8 if command else None
+    )
 
 
-def append_many_sql(q: str, marker: Marker | None = None) -> str:
+def append_many_sql(q: str, marker: Marker | None = None, *, command: bool = False) -> str:
     """Append a batch: $1 stream, $2 expected code, $3 the events as one JSON array
-    ($4 the transaction's earlier event count, inside a transaction)."""
+    ($4 the transaction's earlier event count, inside a transaction; with `command`,
+    $4-$12 the command's record)."""
     values = (
         "(u.e->>'i')::uuid, $1, c.version + u.n, u.e->>'t', (u.e->>'s')::integer,"
         " u.e->'d', u.e->'m', c.at"
     )
     unnest = ", json_array_elements($3::json) WITH ORDINALITY AS u(e, n)"
-    return _append_sql(q, marker, values, unnest, "$4::bigint" if marker else "")
+    return _append_sql(
+        q, marker, values, unnest, "$4::bigint" if marker else "", 4 if command else None
+    )
 
 
-def _append_sql(q: str, marker: Marker | None, values: str, unnest: str, base: str = "") -> str:
+def _command_sql(q: str, first: int) -> str:
+    """The command's record, written by the append's own statement when it inserted its
+    events: ${first}.. are the command's id, name, idempotency key, payload hash,
+    payload, correlation id, causation id, actor and the handler's value. The result
+    is made here from what was inserted, in the shape of ``CommandResult.to_json``. A
+    key recorded already fails the whole statement (``COMMAND_KEY_CONSTRAINT``)."""
+    p = [f"${first + n}" for n in range(9)]
+    return f""", recorded AS (
+            INSERT INTO {q}.commands (id, name, idempotency_key, payload_hash, payload,
+                                      correlation_id, causation_id, actor, result)
+            SELECT {p[0]}::uuid, {p[1]}::text, {p[2]}::text, {p[3]}::text, {p[4]}::jsonb,
+                   {p[5]}::text, {p[6]}::text, {p[7]}::text,
+                   jsonb_build_object(
+                       'command_id', {p[0]}::uuid::text, 'command', {p[1]}::text,
+                       'writes', jsonb_build_array(jsonb_build_object(
+                           'stream_id', $1::text, 'version', w.version,
+                           'position', w.position, 'events', w.events)),
+                       'position', w.position, 'value', {p[8]}::jsonb)
+              FROM (SELECT max(version) AS version, max(position) AS position,
+                           count(*) AS events FROM inserted) w
+             WHERE w.events > 0
+        )"""
+
+
+def _append_sql(
+    q: str,
+    marker: Marker | None,
+    values: str,
+    unnest: str,
+    base: str = "",
+    command: int | None = None,
+) -> str:
     # The index within the transaction: the event's place in this statement, plus the
     # number of events the transaction appended before (`base`, a parameter).
     index = (f" + {base}" if base else "") + (" + u.n - 1" if unnest else "")
@@ -85,7 +130,7 @@ def _append_sql(q: str, marker: Marker | None, values: str, unnest: str, base: s
                         WHEN $2::bigint = {exists} THEN c.version > 0
                         ELSE true END
             RETURNING version, position
-        )
+        ){_command_sql(q, command) if command is not None else ""}
         SELECT (SELECT version FROM current), max(version), max(position) FROM inserted
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from eventledger.stores._sql.read_side import SqlReadSide
-from eventledger.stores.base import StoreTransaction
+from eventledger.stores.base import StoreTransaction, library_sql
 
 __all__ = ["PostgresReadSide"]
 
@@ -13,6 +13,7 @@ __all__ = ["PostgresReadSide"]
 class PostgresReadSide(SqlReadSide):
     """:class:`~eventledger.storage.ReadSideStorage` of a PostgreSQL store."""
 
+    @library_sql
     async def _upsert_documents(
         self, tx: StoreTransaction, table: str, upserts: Mapping[str, bytes | str]
     ) -> None:

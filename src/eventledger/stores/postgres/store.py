@@ -62,7 +62,6 @@ from eventledger.stores._keys import prefix_upper_bound
 from eventledger.stores._migrations import load_migrations
 from eventledger.stores._notify import signal_for
 from eventledger.stores._repeats import FoundEvent, resolve_repeat
-from eventledger.stores._sql.command_log import SqlCommandLog
 from eventledger.stores._sql.keys import SqlKeyStorage
 from eventledger.stores._sql.processes import SqlProcessStorage
 from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction, TimeWindow
@@ -73,6 +72,7 @@ from eventledger.stores.postgres.append import (
     append_one_sql,
     pack,
 )
+from eventledger.stores.postgres.command_log import PostgresCommandLog
 from eventledger.stores.postgres.dialect import PostgresDialect
 from eventledger.stores.postgres.faults import is_connection_failure, leaves_connection_idle
 from eventledger.stores.postgres.horizon import read_horizon
@@ -123,6 +123,8 @@ class Statements:
     append_many: str
     tx_append_one: str
     tx_append_many: str
+    command_append_one: str
+    command_append_many: str
     read_all: str
     read_all_window: str
 
@@ -136,6 +138,8 @@ class Statements:
             append_many_sql(q),
             append_one_sql(q, marker),
             append_many_sql(q, marker),
+            append_one_sql(q, command=True),
+            append_many_sql(q, command=True),
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
             " ORDER BY position LIMIT $2",
             f"SELECT {_COLUMNS} FROM {q}.events WHERE position > $1 AND {below}"
@@ -657,7 +661,7 @@ class PostgresStore(EventStore):
         return PostgresTables(self, self._dialect, self.schema)
 
     def command_log(self) -> CommandLog:
-        return SqlCommandLog(self, self._dialect)
+        return PostgresCommandLog(self, self._dialect)
 
     def process_storage(self) -> ProcessStorage:
         return SqlProcessStorage(self, self._dialect)

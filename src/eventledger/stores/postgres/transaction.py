@@ -4,9 +4,11 @@ with them, committed together.
 A transaction opened with ``appends=True`` takes the writers' marker right after
 ``BEGIN`` (see ``docs/ordering.md``); otherwise its first append takes it, which
 is why a transaction that appends must append before anything else. After a
-transaction in which SQL ran, the session is reset in the same round trip as the
-``COMMIT`` (session settings, cursors, listeners and session advisory locks that
-the SQL may have left behind), so the next user of the connection gets a clean one.
+transaction in which SQL other than the store's own ran, the session is reset in the
+same round trip as the ``COMMIT`` (session settings, cursors, listeners and session
+advisory locks that the SQL may have left behind), so the next user of the connection
+gets a clean one. The storage modules' statements (command records, documents,
+checkpoints, process state) run under ``tx.library_statements()`` and need none.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ async def transaction(store: PostgresStore, appends: bool) -> AsyncIterator[Stor
                     reusable = not conn.is_in_transaction()
             raise
         # A commit that fails leaves the session unreset: the connection goes.
-        await conn.execute("COMMIT" + (_RESET if tx.statements else ""))
+        await conn.execute("COMMIT" + (_RESET if tx.statements_of_others else ""))
         reusable = True
     except Exception as error:
         if is_connection_failure(error):
