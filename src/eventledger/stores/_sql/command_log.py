@@ -3,17 +3,21 @@ database (``UNIQUE``), not only checked here."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from eventledger import _validation as check
+from eventledger._validation import PreparedEvent
 from eventledger.errors import KeyTaken
-from eventledger.records import AppendResult, ExpectedVersion, NewEvent
+from eventledger.observability import instruments, tracing
+from eventledger.records import AppendResult, ExpectedVersion, JSONObject, NewEvent
 from eventledger.storage import EPOCH, CommandRecord
 from eventledger.stores._sql.dialect import Dialect
 from eventledger.stores.base import EventStore, StoreTransaction, library_sql
 
-__all__ = ["SqlCommandLog"]
+__all__ = ["SqlCommandLog", "key_taken", "result_json"]
 
 _COLUMNS = (
     "id, name, idempotency_key, payload_hash, payload, correlation_id, causation_id, actor,"
@@ -73,16 +77,62 @@ class SqlCommandLog:
         record: CommandRecord,
         value: Any,
     ) -> AppendResult | None:
-        return None  # a transaction here; PostgreSQL has its one-statement form
+        store = self.store
+        store._check_open()
+        stream_id = check.check_stream_id(stream_id)
+        expected = check.check_expected_version(expected)
+        listed = list(events)
+        prepared = check.prepare_events(listed, store.max_event_size)
+        if any(e.personal for e in listed):
+            sealed, sealing = await store.keyring.seal(stream_id, listed)
+            if sealing is not None and (sealing.keys or sealing.links):
+                # New keys or links are stored in the events' transaction: that path.
+                return None
+            prepared = check.prepare_events(sealed, store.max_event_size)
+        started = time.perf_counter()
+        with tracing.span(
+            f"append {stream_id}",
+            attributes={
+                "eventledger.stream_id": stream_id,
+                "eventledger.events": len(prepared),
+                "eventledger.backend": store.backend,
+            },
+        ):
+            appended = await self._append_and_record(stream_id, expected, prepared, record, value)
+        instruments.current.appended(store.backend, len(prepared), time.perf_counter() - started)
+        store._appended()  # wake this process's readers, as a commit does
+        return appended
+
+    async def _append_and_record(
+        self,
+        stream_id: str,
+        expected: ExpectedVersion,
+        events: list[PreparedEvent],
+        record: CommandRecord,
+        value: Any,
+    ) -> AppendResult:
+        """The backend's one round trip (see ``append_recorded``)."""
+        raise NotImplementedError
 
     @library_sql
     async def record(self, tx: StoreTransaction, record: CommandRecord) -> None:
+        row = await tx.fetchrow(self.insert_sql(), *self.insert_args(record))
+        if row is None:
+            raise key_taken(record)
+
+    def insert_sql(self) -> str:
+        """The statement that adds a record: no row back when its key is taken."""
         d = self.sql
         # ON CONFLICT DO NOTHING: a concurrent holder of the key makes PostgreSQL wait
         # for it to commit, then insert nothing; the transaction stays usable either way.
-        row = await tx.fetchrow(
+        return (
             f"INSERT INTO {d.t('commands')} ({_COLUMNS}) VALUES ({d.marks(9)}, {d.now()})"
-            " ON CONFLICT DO NOTHING RETURNING id",
+            " ON CONFLICT DO NOTHING RETURNING id"
+        )
+
+    def insert_args(self, record: CommandRecord) -> tuple[Any, ...]:
+        d = self.sql
+        return (
             d.uuid_param(record.id),
             record.name,
             record.idempotency_key,
@@ -93,7 +143,27 @@ class SqlCommandLog:
             record.actor,
             d.json_param(record.result),
         )
-        if row is None:
-            raise KeyTaken(
-                f"idempotency key {record.idempotency_key!r} was recorded by another command"
-            )
+
+
+def key_taken(record: CommandRecord) -> KeyTaken:
+    return KeyTaken(f"idempotency key {record.idempotency_key!r} was recorded by another command")
+
+
+def result_json(
+    record: CommandRecord, stream_id: str, events: int, appended: AppendResult, value: Any
+) -> JSONObject:
+    """A one-stream command's result as ``CommandResult.to_json`` makes it."""
+    return {
+        "command_id": str(record.id),
+        "command": record.name,
+        "writes": [
+            {
+                "stream_id": stream_id,
+                "version": appended.version,
+                "position": appended.position,
+                "events": events,
+            }
+        ],
+        "position": appended.position,
+        "value": value,
+    }

@@ -4,24 +4,21 @@ append, the record, COMMIT)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from eventledger import _validation as check
+from eventledger._validation import PreparedEvent
 from eventledger.errors import (
     ConflictError,
     DuplicateEventId,
-    KeyTaken,
     OperationalError,
     WrongExpectedVersion,
 )
-from eventledger.observability import instruments, tracing
-from eventledger.records import AppendResult, ExpectedState, ExpectedVersion, NewEvent
+from eventledger.records import AppendResult, ExpectedState, ExpectedVersion
 from eventledger.storage import CommandRecord
-from eventledger.stores._sql.command_log import SqlCommandLog
+from eventledger.stores._sql.command_log import SqlCommandLog, key_taken
 from eventledger.stores.postgres.append import COMMAND_KEY_CONSTRAINT, EXPECTED_CODES, pack
 from eventledger.stores.postgres.faults import is_connection_failure, leaves_connection_idle
 
@@ -36,26 +33,16 @@ class PostgresCommandLog(SqlCommandLog):
 
     store: PostgresStore
 
-    async def append_recorded(
+    async def _append_and_record(
         self,
         stream_id: str,
-        events: Sequence[NewEvent],
         expected: ExpectedVersion,
+        events: list[PreparedEvent],
         record: CommandRecord,
         value: Any,
-    ) -> AppendResult | None:
+    ) -> AppendResult:
         store = self.store
-        store._check_open()
         store.refuse_writes_if_read_only()
-        stream_id = check.check_stream_id(stream_id)
-        expected = check.check_expected_version(expected)
-        prepared = check.prepare_events(list(events), store.max_event_size)
-        if any(e.personal for e in events):
-            sealed, sealing = await store.keyring.seal(stream_id, events)
-            if sealing is not None and (sealing.keys or sealing.links):
-                # New keys or links are stored in the events' transaction: that path.
-                return None
-            prepared = check.prepare_events(sealed, store.max_event_size)
         d = self.sql
         code = EXPECTED_CODES[expected] if isinstance(expected, ExpectedState) else expected
         fields = (
@@ -70,25 +57,15 @@ class PostgresCommandLog(SqlCommandLog):
             d.json_param(value),
         )
         args: tuple[Any, ...]
-        if len(prepared) == 1:
-            sql, args = store.statements.command_append_one, (stream_id, code, *prepared[0])
+        if len(events) == 1:
+            sql, args = store.statements.command_append_one, (stream_id, code, *events[0])
         else:
-            sql, args = store.statements.command_append_many, (stream_id, code, pack(prepared))
-        started = time.perf_counter()
-        with tracing.span(
-            f"append {stream_id}",
-            attributes={
-                "eventledger.stream_id": stream_id,
-                "eventledger.events": len(prepared),
-                "eventledger.backend": store.backend,
-            },
-        ):
-            row = await self._run(stream_id, expected, record, sql, (*args, *fields))
-        actual, version, position = row
+            sql, args = store.statements.command_append_many, (stream_id, code, pack(events))
+        actual, version, position = await self._run(
+            stream_id, expected, record, sql, (*args, *fields)
+        )
         if version is None:
             raise WrongExpectedVersion(stream_id, expected, actual)
-        instruments.current.appended(store.backend, len(prepared), time.perf_counter() - started)
-        store._appended()  # wake this process's readers, as a commit does
         return AppendResult(version, position)
 
     async def _run(
@@ -109,9 +86,7 @@ class PostgresCommandLog(SqlCommandLog):
             # One statement: nothing of it was written.
             reusable = True
             if error.constraint_name == COMMAND_KEY_CONSTRAINT:
-                raise KeyTaken(
-                    f"idempotency key {record.idempotency_key!r} was recorded by another command"
-                ) from None
+                raise key_taken(record) from None
             if error.constraint_name == "events_id_key":
                 raise DuplicateEventId(
                     stream_id, [], "some of the command's events are recorded already"

@@ -24,7 +24,7 @@ import functools
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,11 +67,11 @@ from eventledger.stores._repeats import (
     expected_holds,
     resolve_repeat,
 )
-from eventledger.stores._sql.command_log import SqlCommandLog
 from eventledger.stores._sql.keys import SqlKeyStorage
 from eventledger.stores._sql.processes import SqlProcessStorage
 from eventledger.stores._sql.read_side import SqlReadSide
 from eventledger.stores.base import MAX_VERSION, EventStore, StoreTransaction, TimeWindow
+from eventledger.stores.sqlite.command_log import SQLiteCommandLog
 from eventledger.stores.sqlite.connection import Connection
 from eventledger.stores.sqlite.dialect import EPOCH, SQLITE, micros, moment
 from eventledger.stores.sqlite.tables import SqliteTables
@@ -226,6 +226,40 @@ class SQLiteStore(EventStore):
         # Some ids exist already: tell a retry from a reuse of ids.
         found = await self._reader.run(lambda conn: _find_ids(conn, [e.id for e in events]))
         return resolve_repeat(stream_id, expected, [e.id for e in events], found)
+
+    async def append_with_row(
+        self,
+        stream_id: str,
+        expected: ExpectedVersion,
+        events: list[PreparedEvent],
+        insert: str,
+        row_for: Callable[[AppendResult], Sequence[Any]],
+        refused: Callable[[], Exception],
+    ) -> AppendResult:
+        """Append and insert a row made from the append (`insert` answers a row when it
+        inserted), in one transaction and one call on the writer's thread; when the
+        insert answers nothing, nothing is written and `refused()` is raised."""
+
+        def append(conn: sqlite3.Connection) -> AppendResult:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = _append_locked(conn, stream_id, expected, events, repeat_ok=False)
+                if conn.execute(insert, row_for(result)).fetchone() is None:
+                    raise refused()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        try:
+            async with self._write_lock:
+                return await self._writer.run(append)
+        except sqlite3.IntegrityError as error:
+            if "eventledger_events.id" not in str(error):
+                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+        found = await self._reader.run(lambda conn: _find_ids(conn, [e.id for e in events]))
+        raise already_recorded(stream_id, found)
 
     async def _read_stream_page(
         self, stream_id: str, cursor: int, backwards: bool, size: int, as_of: datetime | None
@@ -428,7 +462,7 @@ class SQLiteStore(EventStore):
         return SqliteTables(self, SQLITE)
 
     def command_log(self) -> CommandLog:
-        return SqlCommandLog(self, SQLITE)
+        return SQLiteCommandLog(self, SQLITE)
 
     def process_storage(self) -> ProcessStorage:
         return SqlProcessStorage(self, SQLITE)
