@@ -125,6 +125,10 @@ class Projection:
 
     def __init__(self) -> None:
         self._relevant: dict[str, bool] = {}
+        # Per stored type: the bound handler, whether it takes the context, whether the
+        # event is decoded into its class, whether it is a coroutine function; None when
+        # no handler takes the type.
+        self._bound: dict[str, tuple[Callable[..., Any], bool, bool, bool] | None] = {}
 
     @property
     def event_registry(self) -> EventRegistry:
@@ -152,17 +156,31 @@ class Projection:
 
     async def handle(self, record: RecordedEvent, context: Context) -> None:
         """Run the handler for `record` (decoding it into its class when typed)."""
-        found = self._handler_for_type(record.type)
-        if found is None:
+        try:
+            bound = self._bound[record.type]
+        except KeyError:
+            bound = self._bind(record.type)
+        if bound is None:
             return
-        attribute, wants_context = found
-        payload: Any = record
-        if record.type not in self.__handlers__:
-            payload = self.event_registry.decode(record)
-        method = getattr(self, attribute)
+        method, wants_context, typed, is_coroutine = bound
+        payload: Any = self.event_registry.decode(record) if typed else record
+        if is_coroutine:
+            await (method(payload, context) if wants_context else method(payload))
+            return
         outcome = method(payload, context) if wants_context else method(payload)
         if inspect.isawaitable(outcome):
             await outcome
+
+    def _bind(self, stored_type: str) -> tuple[Callable[..., Any], bool, bool, bool] | None:
+        found = self._handler_for_type(stored_type)
+        bound = None
+        if found is not None:
+            attribute, wants_context = found
+            method = getattr(self, attribute)
+            typed = stored_type not in self.__handlers__
+            bound = (method, wants_context, typed, inspect.iscoroutinefunction(method))
+        self._bound[stored_type] = bound
+        return bound
 
     # What the runner asks of each kind.
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,7 @@ class Context:
     docs: Documents | None
     tables: Mapping[str, str]
     sql: SqlTables | None = None
+    _aggregate_id: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def position(self) -> int:
@@ -88,8 +89,11 @@ class Context:
     @property
     def aggregate_id(self) -> str:
         """The stream id after its category: ``Order-o-1`` → ``o-1``."""
-        head, sep, tail = self.record.stream_id.partition("-")
-        return tail if sep else head
+        found = self._aggregate_id
+        if found is None:
+            head, sep, tail = self.record.stream_id.partition("-")
+            found = self._aggregate_id = tail if sep else head
+        return found
 
     @property
     def recorded_at(self) -> datetime:

@@ -59,7 +59,9 @@ class Documents:
 
     async def prefetch(self, ids: Sequence[str]) -> None:
         """Fetch many documents in one query before handlers ask for them one by one."""
-        wanted = [i for i in dict.fromkeys(ids) if i not in self._cache]
+        # Only ids that pass the checks: the cache holds checked ids alone, so get and put
+        # check an id once per batch (a bad one fails there, naming it).
+        wanted = [i for i in dict.fromkeys(ids) if _valid_id(i) and i not in self._cache]
         if not wanted:
             return
         found = await self._storage.get_raw_documents(self._tx, self._table, wanted)
@@ -68,8 +70,8 @@ class Documents:
 
     async def get(self, doc_id: str) -> dict[str, Any] | None:
         """The document with this id (a copy you may change and `put` back), or None."""
-        _check_id(doc_id)
-        if doc_id not in self._cache:
+        if type(doc_id) is not str or doc_id not in self._cache:
+            _check_id(doc_id)
             await self.prefetch([doc_id])
         raw = self._cache[doc_id]
         if raw is None:
@@ -79,11 +81,14 @@ class Documents:
 
     async def put(self, doc_id: str, doc: Mapping[str, Any]) -> None:
         """Create or replace a document."""
-        _check_id(doc_id)
-        if not isinstance(doc, Mapping):
-            raise InvalidInput(f"a document is a dict, not {type(doc).__name__}")
+        if type(doc_id) is not str or doc_id not in self._cache:
+            _check_id(doc_id)
+        if type(doc) is not dict:
+            if not isinstance(doc, Mapping):
+                raise InvalidInput(f"a document is a dict, not {type(doc).__name__}")
+            doc = dict(doc)
         try:
-            encoded = _json.dumps(dict(doc))
+            encoded = _json.dumps(doc)
         except _json.JSONEncodeError as error:
             raise InvalidInput(f"document {doc_id!r} cannot be stored as JSON: {error}") from None
         if b"\\u0000" in encoded and _has_nul(doc):
@@ -181,8 +186,12 @@ class DocumentQueries:
         return conditions
 
 
+def _valid_id(doc_id: object) -> bool:
+    return isinstance(doc_id, str) and 0 < len(doc_id) <= 255 and "\x00" not in doc_id
+
+
 def _check_id(doc_id: object) -> None:
-    if not isinstance(doc_id, str) or not doc_id or len(doc_id) > 255 or "\x00" in doc_id:
+    if not _valid_id(doc_id):
         raise InvalidInput(
             "a document id is a non-empty string of at most 255 characters and no NUL"
             f" character, not {doc_id!r}"
