@@ -82,7 +82,7 @@ class ProjectionRunner:
         store: EventStore,
         projections: Iterable[Projection],
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         lease_ttl: float = 5.0,
         poll_interval: float = 1.0,
         rebuild_batches_per_step: int = 10,
