@@ -12,7 +12,15 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -314,17 +322,27 @@ class EventStore(abc.ABC):
         self, stream_id: str, expected: ExpectedVersion, events: Iterable[NewEvent]
     ) -> AppendResult:
         prepared = check.prepare_events(events, self.max_event_size)
+        return await self.measured_append(
+            stream_id, len(prepared), lambda: self._append(stream_id, expected, prepared)
+        )
+
+    async def measured_append(
+        self, stream_id: str, count: int, write: Callable[[], Awaitable[AppendResult]]
+    ) -> AppendResult:
+        """Run `write`, an append of `count` events committed on its own, in its span;
+        count it and wake this process's readers once it returns (for backends and their
+        storage modules)."""
         started = time.perf_counter()
         with tracing.span(
             f"append {stream_id}",
             attributes={
                 "eventledger.stream_id": stream_id,
-                "eventledger.events": len(prepared),
+                "eventledger.events": count,
                 "eventledger.backend": self.backend,
             },
         ):
-            result = await self._append(stream_id, expected, prepared)
-        instruments.current.appended(self.backend, len(prepared), time.perf_counter() - started)
+            result = await write()
+        instruments.current.appended(self.backend, count, time.perf_counter() - started)
         self._appended()
         return result
 

@@ -3,7 +3,6 @@ database (``UNIQUE``), not only checked here."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
 from eventledger.errors import KeyTaken
-from eventledger.observability import instruments, tracing
 from eventledger.records import AppendResult, ExpectedVersion, JSONObject, NewEvent
 from eventledger.storage import EPOCH, CommandRecord
 from eventledger.stores._sql.dialect import Dialect
@@ -89,19 +87,11 @@ class SqlCommandLog:
                 # New keys or links are stored in the events' transaction: that path.
                 return None
             prepared = check.prepare_events(sealed, store.max_event_size)
-        started = time.perf_counter()
-        with tracing.span(
-            f"append {stream_id}",
-            attributes={
-                "eventledger.stream_id": stream_id,
-                "eventledger.events": len(prepared),
-                "eventledger.backend": store.backend,
-            },
-        ):
-            appended = await self._append_and_record(stream_id, expected, prepared, record, value)
-        instruments.current.appended(store.backend, len(prepared), time.perf_counter() - started)
-        store._appended()  # wake this process's readers, as a commit does
-        return appended
+        return await store.measured_append(
+            stream_id,
+            len(prepared),
+            lambda: self._append_and_record(stream_id, expected, prepared, record, value),
+        )
 
     async def _append_and_record(
         self,
@@ -111,7 +101,8 @@ class SqlCommandLog:
         record: CommandRecord,
         value: Any,
     ) -> AppendResult:
-        """The backend's one round trip (see ``append_recorded``)."""
+        """The backend's one round trip (see ``append_recorded``); every SQL backend
+        (PostgreSQL, SQLite) overrides it."""
         raise NotImplementedError
 
     @library_sql

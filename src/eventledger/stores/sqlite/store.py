@@ -208,18 +208,11 @@ class SQLiteStore(EventStore):
         self, stream_id: str, expected: ExpectedVersion, events: list[PreparedEvent]
     ) -> AppendResult:
         def append(conn: sqlite3.Connection) -> AppendResult:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _append_locked(conn, stream_id, expected, events)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+            return _append_locked(conn, stream_id, expected, events)
 
         try:
             async with self._write_lock:
-                return await self._writer.run(append)
+                return await self._writer.run(lambda conn: _in_transaction(conn, append))
         except sqlite3.IntegrityError as error:
             if "eventledger_events.id" not in str(error):
                 raise
@@ -241,20 +234,14 @@ class SQLiteStore(EventStore):
         insert answers nothing, nothing is written and `refused()` is raised."""
 
         def append(conn: sqlite3.Connection) -> AppendResult:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _append_locked(conn, stream_id, expected, events, repeat_ok=False)
-                if conn.execute(insert, row_for(result)).fetchone() is None:
-                    raise refused()
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            result = _append_locked(conn, stream_id, expected, events, repeat_ok=False)
+            if conn.execute(insert, row_for(result)).fetchone() is None:
+                raise refused()
             return result
 
         try:
             async with self._write_lock:
-                return await self._writer.run(append)
+                return await self._writer.run(lambda conn: _in_transaction(conn, append))
         except sqlite3.IntegrityError as error:
             if "eventledger_events.id" not in str(error):
                 raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
@@ -545,6 +532,21 @@ def _append_locked(
             (stream_id, version, now, now),
         )
     return AppendResult(version, position)
+
+
+def _in_transaction(
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], AppendResult]
+) -> AppendResult:
+    """`work` in one write transaction on the writer's thread: committed, or rolled back
+    whatever it raised."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
 
 
 def _roll_back_if_open(conn: sqlite3.Connection) -> None:
