@@ -204,3 +204,39 @@ def test_a_bad_event_in_a_page_names_its_field_and_place_as_decode_does() -> Non
         registry.decode_page(page)
     with pytest.raises(UnknownEventType, match=r"'Vanished'.*stream 'Order-1'"):
         registry.decode_page([recorded("Vanished", {})])
+
+
+def test_an_upcaster_that_fails_is_a_decode_error_naming_it_and_the_event() -> None:
+    local = EventRegistry()
+
+    class Moved(Event, version=2, registry=local):
+        to: str
+
+    @local.upcaster("Moved", from_version=1)
+    def needs_where(data: dict[str, Any]) -> dict[str, Any]:
+        return {"to": data["where"]}
+
+    with pytest.raises(
+        EventDecodeError,
+        match=r"upcaster of Moved from version 1 \(.*needs_where\) raised KeyError: 'where'"
+        r" \(stream 'Order-1', version 4",
+    ) as caught:
+        local.decode(recorded("Moved", {"there": "x"}, 1))
+    assert isinstance(caught.value.__cause__, KeyError)
+    with pytest.raises(EventDecodeError, match="needs_where"):
+        local.decode_page([recorded("Moved", {"where": "a"}, 1), recorded("Moved", {}, 1)])
+
+
+def test_an_upcaster_must_return_the_payload() -> None:
+    local = EventRegistry()
+
+    class Moved(Event, version=2, registry=local):
+        to: str
+
+    @local.upcaster("Moved", from_version=1)
+    def forgot_return(data: dict[str, Any]) -> dict[str, Any]:
+        data = {**data, "to": "x"}
+        return None  # type: ignore[return-value]
+
+    with pytest.raises(EventDecodeError, match=r"forgot_return\) returned NoneType, not the"):
+        local.decode(recorded("Moved", {}, 1))

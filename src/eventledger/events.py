@@ -31,7 +31,7 @@ registered per type and version; stored events never change::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pydantic
@@ -244,7 +244,19 @@ class EventRegistry:
                     f" {target}, and no upcaster lifts version {version} to {version + 1};"
                     f" add @registry.upcaster({name!r}, from_version={version})"
                 )
-            data = upcast(data)
+            try:
+                lifted = upcast(data)
+            except Exception as error:
+                raise EventDecodeError(
+                    f"the upcaster of {name} from version {version} ({_qualified(upcast)})"
+                    f" raised {type(error).__name__}: {error}"
+                ) from error
+            if not isinstance(lifted, Mapping):
+                raise EventDecodeError(
+                    f"the upcaster of {name} from version {version} ({_qualified(upcast)})"
+                    f" returned {type(lifted).__name__}, not the payload as a dict"
+                )
+            data = dict(lifted)
             version += 1
         try:
             return event_class.model_validate(data)
@@ -267,8 +279,10 @@ class EventRegistry:
         return event_type
 
 
-def _qualified(event_class: type) -> str:
-    return f"{event_class.__module__}.{event_class.__qualname__}"
+def _qualified(thing: object) -> str:
+    """`module.QualifiedName` of a class or function (a callable without one: its repr)."""
+    name = getattr(thing, "__qualname__", None)
+    return f"{getattr(thing, '__module__', '?')}.{name}" if name else repr(thing)
 
 
 def _same_definition(a: type, b: type) -> bool:
