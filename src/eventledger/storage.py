@@ -336,7 +336,10 @@ class CommandLog(Protocol):
         ``CommandResult.to_json`` makes it, with `value`. None where the backend cannot
         (the caller appends and records in a transaction). Raises what an append in a
         transaction raises, and :class:`~eventledger.KeyTaken` when the key is recorded
-        (nothing is written then)."""
+        (nothing is written then). The same call again (the same record id and event
+        ids: a retry of a commit whose answer was lost) returns the first result and
+        writes nothing; the record's id with other writes raises
+        :class:`~eventledger.IntegrityError`."""
         ...
 
 

@@ -9,9 +9,18 @@ import uuid
 import asyncpg
 import pytest
 
-from eventledger import NewEvent, OperationalError, open_store
+from eventledger import (
+    Command,
+    CommandBus,
+    CommandContext,
+    CommandHandlers,
+    NewEvent,
+    OperationalError,
+    open_store,
+)
 from eventledger.stores.postgres import split_url
 from tests.postgres_urls import with_settings
+from tests.test_commands import Account, registry
 
 
 async def test_more_concurrent_calls_than_connections_all_complete(
@@ -196,3 +205,70 @@ async def test_bad_settings_are_refused_naming_them(
 ) -> None:
     with pytest.raises(ValueError, match=setting):
         await open_store(with_settings(postgres_url, **{setting: value}))
+
+
+class OpenAccount(Command):
+    account_id: str
+
+
+opening = CommandHandlers()
+
+
+@opening.handler
+async def open_account(command: OpenAccount, context: CommandContext) -> None:
+    account = Account(id=command.account_id)  # a new aggregate: nothing is read first
+    account.deposit(1)
+    context.add(account)
+
+
+async def test_a_command_whose_connection_dies_mid_statement_goes_again_on_a_fresh_one(
+    postgres_schema_url: str,
+) -> None:
+    # A command's events and record are one statement. Its connection killed while the
+    # statement runs (a failover, an administrator) must not fail the command or write
+    # it twice: the statement went nowhere, so it runs again on another connection.
+    name = f"el-kill-{uuid.uuid4().hex[:8]}"
+    schema = split_url(postgres_schema_url)[1]["schema"]
+    store = await open_store(with_settings(postgres_schema_url, application_name=name))
+    bus = CommandBus(store, opening, registry=registry)
+    admin = await asyncpg.connect(split_url(postgres_schema_url)[0])
+    try:
+        await bus.send(OpenAccount(account_id="a-0"))  # the schema exists now
+        # The next insert into the log sleeps, once (a sequence is not rolled back).
+        await admin.execute(
+            f"""
+            CREATE SEQUENCE "{schema}".slow_once;
+            CREATE FUNCTION "{schema}".slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('"{schema}".slow_once') = 1 THEN PERFORM pg_sleep(30); END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER slow_once BEFORE INSERT ON "{schema}".events
+                FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".slow_once();
+            """
+        )
+        sending = asyncio.ensure_future(
+            bus.send(OpenAccount(account_id="a-1"), idempotency_key="k-1")
+        )
+        killed = 0
+        for _ in range(500):  # at most 5 s
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND wait_event = 'PgSleep'",
+                name,
+            )
+            if killed:
+                break
+            await asyncio.sleep(0.01)
+        assert killed == 1
+        result = await asyncio.wait_for(sending, 10)
+        assert not result.replayed
+        assert await store.stream_version("Account-a-1") == 1
+        recorded = await store.command_log().by_id(uuid.UUID(result.command_id))
+        assert recorded is not None
+        assert recorded.result["writes"] == [
+            {"stream_id": "Account-a-1", "version": 1, "position": result.position, "events": 1}
+        ]
+    finally:
+        await admin.close()
+        await store.close()

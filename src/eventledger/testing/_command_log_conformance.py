@@ -14,6 +14,7 @@ from eventledger import (
     ANY,
     NO_STREAM,
     EventStore,
+    IntegrityError,
     InvalidInput,
     KeyTaken,
     NewEvent,
@@ -243,3 +244,23 @@ class CommandLogConformance(OpensStore):
             assert await command_log.by_id(third.id) is None
             with pytest.raises(InvalidInput):
                 await command_log.append_recorded("", [NewEvent("C", {})], ANY, third, 3)
+
+    async def test_append_recorded_again_returns_the_first_result_and_writes_nothing_more(
+        self, store: EventStore, command_log: CommandLog
+    ) -> None:
+        # A retry of a commit whose answer was lost (a connection that died after the
+        # commit) is the same call again: same command, same event ids.
+        for expected, key in ((NO_STREAM, "key-again"), (ANY, None)):
+            events = [NewEvent("Placed", {"n": 1}), NewEvent("Noted", {"n": 2})]
+            stream = f"Order-again-{key}"
+            record = _command(key, result={})
+            first = await command_log.append_recorded(stream, events, expected, record, 1)
+            if first is None:
+                return  # no one-round-trip form: the bus uses a transaction
+            again = await command_log.append_recorded(stream, events, expected, record, 1)
+            assert again == first
+            assert await store.stream_version(stream) == 2
+            # The same command id with other writes is refused, and writes nothing.
+            with pytest.raises(IntegrityError, match=f"command {record.id} is recorded"):
+                await command_log.append_recorded(stream, [NewEvent("Other", {})], ANY, record, 1)
+            assert await store.stream_version(stream) == 2

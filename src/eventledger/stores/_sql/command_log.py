@@ -9,7 +9,7 @@ from typing import Any
 
 from eventledger import _validation as check
 from eventledger._validation import PreparedEvent
-from eventledger.errors import KeyTaken
+from eventledger.errors import ConflictError, IntegrityError, KeyTaken
 from eventledger.records import AppendResult, ExpectedVersion, JSONObject, NewEvent
 from eventledger.storage import EPOCH, CommandRecord
 from eventledger.stores._sql.dialect import Dialect
@@ -87,11 +87,41 @@ class SqlCommandLog:
                 # New keys or links are stored in the events' transaction: that path.
                 return None
             prepared = check.prepare_events(sealed, store.max_event_size)
-        return await store.measured_append(
-            stream_id,
-            len(prepared),
-            lambda: self._append_and_record(stream_id, expected, prepared, record, value),
-        )
+        try:
+            return await store.measured_append(
+                stream_id,
+                len(prepared),
+                lambda: self._append_and_record(stream_id, expected, prepared, record, value),
+            )
+        except (ConflictError, IntegrityError):
+            # Refused, unless this very command is recorded already: a retry of a commit
+            # that went through (its answer lost with a connection, say) returns the
+            # first result, as a retried append does.
+            earlier = await self._recorded_already(record, stream_id, len(prepared))
+            if earlier is None:
+                raise
+            return earlier
+
+    async def _recorded_already(
+        self, record: CommandRecord, stream_id: str, events: int
+    ) -> AppendResult | None:
+        found = await self.by_id(record.id)
+        if found is None:
+            return None
+        writes = found.result.get("writes") if isinstance(found.result, dict) else None
+        if (
+            found.name != record.name
+            or found.payload_hash != record.payload_hash
+            or not isinstance(writes, list)
+            or len(writes) != 1
+            or writes[0].get("stream_id") != stream_id
+            or writes[0].get("events") != events
+        ):
+            raise IntegrityError(
+                f"command {record.id} is recorded already, with other writes than"
+                f" {events} event(s) to {stream_id!r}: a command id is used once"
+            )
+        return AppendResult(writes[0]["version"], writes[0]["position"])
 
     async def _append_and_record(
         self,

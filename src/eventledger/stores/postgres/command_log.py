@@ -13,6 +13,7 @@ from eventledger._validation import PreparedEvent
 from eventledger.errors import (
     ConflictError,
     DuplicateEventId,
+    IntegrityError,
     OperationalError,
     WrongExpectedVersion,
 )
@@ -62,7 +63,7 @@ class PostgresCommandLog(SqlCommandLog):
         else:
             sql, args = store.statements.command_append_many, (stream_id, code, pack(events))
         actual, version, position = await self._run(
-            stream_id, expected, record, sql, (*args, *fields)
+            stream_id, expected, record, [str(e.id) for e in events], sql, (*args, *fields)
         )
         if version is None:
             raise WrongExpectedVersion(stream_id, expected, actual)
@@ -73,42 +74,52 @@ class PostgresCommandLog(SqlCommandLog):
         stream_id: str,
         expected: ExpectedVersion,
         record: CommandRecord,
+        ids: list[str],
         sql: str,
         args: tuple[Any, ...],
     ) -> Sequence[Any]:
         store = self.store
-        conn = await store.acquire()
-        reusable = False
-        try:
-            row = await conn.fetchrow(sql, *args)
-            reusable = True
-        except asyncpg.UniqueViolationError as error:
-            # One statement: nothing of it was written.
-            reusable = True
-            if error.constraint_name == COMMAND_KEY_CONSTRAINT:
-                raise key_taken(record) from None
-            if error.constraint_name == "events_id_key":
-                raise DuplicateEventId(
-                    stream_id, [], "some of the command's events are recorded already"
-                ) from None
-            if error.constraint_name == "events_stream_version_key":
+        for attempt in (1, 2):
+            conn = await store.acquire()
+            reusable = False
+            try:
+                row = await conn.fetchrow(sql, *args)
+                reusable = True
+            except asyncpg.UniqueViolationError as error:
+                # One statement: nothing of it was written.
+                reusable = True
+                if error.constraint_name == COMMAND_KEY_CONSTRAINT:
+                    raise key_taken(record) from None
+                if error.constraint_name == "commands_pkey":
+                    raise IntegrityError(f"command {record.id} is recorded already") from None
+                if error.constraint_name == "events_id_key":
+                    raise DuplicateEventId(
+                        stream_id, ids, "a command's events must be new"
+                    ) from None
+                if error.constraint_name == "events_stream_version_key":
+                    raise ConflictError(
+                        f"another writer appended to {stream_id!r} at the same time (this"
+                        f" command expected {expected!r}); run it again"
+                    ) from None
+                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
+                reusable = True
                 raise ConflictError(
-                    f"another writer appended to {stream_id!r} at the same time (this"
-                    f" command expected {expected!r}); run it again"
-                ) from None
-            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
-            reusable = True
-            raise ConflictError(
-                f"append to {stream_id!r} collided with a concurrent transaction ({error});"
-                " run this one again"
-            ) from error
-        except Exception as error:
-            if is_connection_failure(error):
-                raise OperationalError(f"PostgreSQL {store.url}: {error}") from error
-            reusable = leaves_connection_idle(error)
-            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-        finally:
-            store.release(conn, reusable)
-        assert row is not None  # the statement always answers one row
-        return tuple(row)
+                    f"append to {stream_id!r} collided with a concurrent transaction ({error});"
+                    " run this one again"
+                ) from error
+            except Exception as error:
+                if not is_connection_failure(error):
+                    reusable = leaves_connection_idle(error)
+                    raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+                if attempt == 2:
+                    raise OperationalError(f"PostgreSQL {store.url}: {error}") from error
+                # The connection died (a pooled one the server closed, say). Running the
+                # statement again on another is safe: if the first run committed, the
+                # second is refused and append_recorded finds the command recorded.
+                continue
+            finally:
+                store.release(conn, reusable)
+            assert row is not None  # the statement always answers one row
+            return tuple(row)
+        raise AssertionError("unreachable")  # pragma: no cover
