@@ -11,8 +11,7 @@ import asyncpg
 
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
-    ConflictError,
-    DuplicateEventId,
+    EventLedgerError,
     IntegrityError,
     OperationalError,
     WrongExpectedVersion,
@@ -21,7 +20,11 @@ from eventledger.records import AppendResult, ExpectedState, ExpectedVersion
 from eventledger.storage import CommandRecord
 from eventledger.stores._sql.command_log import SqlCommandLog, key_taken
 from eventledger.stores.postgres.append import COMMAND_KEY_CONSTRAINT, EXPECTED_CODES, pack
-from eventledger.stores.postgres.faults import is_connection_failure, leaves_connection_idle
+from eventledger.stores.postgres.faults import (
+    append_refused,
+    is_connection_failure,
+    leaves_connection_idle,
+)
 
 if TYPE_CHECKING:
     from eventledger.stores.postgres.store import PostgresStore
@@ -92,22 +95,10 @@ class PostgresCommandLog(SqlCommandLog):
                     raise key_taken(record) from None
                 if error.constraint_name == "commands_pkey":
                     raise IntegrityError(f"command {record.id} is recorded already") from None
-                if error.constraint_name == "events_id_key":
-                    raise DuplicateEventId(
-                        stream_id, ids, "a command's events must be new"
-                    ) from None
-                if error.constraint_name == "events_stream_version_key":
-                    raise ConflictError(
-                        f"another writer appended to {stream_id!r} at the same time (this"
-                        f" command expected {expected!r}); run it again"
-                    ) from None
-                raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
+                raise _refused(error, stream_id, expected, ids) from error
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
                 reusable = True
-                raise ConflictError(
-                    f"append to {stream_id!r} collided with a concurrent transaction ({error});"
-                    " run this one again"
-                ) from error
+                raise _refused(error, stream_id, expected, ids) from error
             except Exception as error:
                 if not is_connection_failure(error):
                     reusable = leaves_connection_idle(error)
@@ -123,3 +114,11 @@ class PostgresCommandLog(SqlCommandLog):
             assert row is not None  # the statement always answers one row
             return tuple(row)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refused(
+    error: asyncpg.PostgresError, stream_id: str, expected: ExpectedVersion, ids: list[str]
+) -> EventLedgerError:
+    refused = append_refused(error, stream_id, expected, ids, "command")
+    assert refused is not None  # a unique violation, a deadlock or a serialization failure
+    return refused

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["is_connection_failure", "leaves_connection_idle"]
+from eventledger.errors import (
+    ConflictError,
+    DuplicateEventId,
+    EventLedgerError,
+    OperationalError,
+)
+from eventledger.records import ExpectedVersion
+
+__all__ = ["append_refused", "is_connection_failure", "leaves_connection_idle"]
 
 # What a connection that died under us raises (InternalClientError: a server that
 # cut an idle connection leaves asyncpg's protocol in a state it cannot leave).
@@ -39,3 +47,36 @@ def leaves_connection_idle(error: BaseException) -> bool:
     state = error.sqlstate or ""
     severity = getattr(error, "severity", "") or ""
     return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
+
+
+def append_refused(
+    error: asyncpg.PostgresError,
+    stream_id: str,
+    expected: ExpectedVersion,
+    event_ids: list[str],
+    writer: str,
+) -> EventLedgerError | None:
+    """What an append statement the database refused means, where the caller cannot look
+    further (inside a transaction, which the error aborted; or a command's one statement,
+    of which nothing was written): reused event ids, a concurrent writer that took the
+    next version, or a collision with another transaction. `writer` is what ran the
+    append ("transaction", "command"). None for any other error."""
+    if isinstance(error, asyncpg.UniqueViolationError):
+        if error.constraint_name == "events_id_key":
+            return DuplicateEventId(
+                stream_id,
+                event_ids,
+                f"some of them are recorded already; every event a {writer} appends must be new",
+            )
+        if error.constraint_name == "events_stream_version_key":
+            return ConflictError(
+                f"another writer appended to {stream_id!r} at the same time (this {writer}"
+                f" expected {expected!r}); run it again"
+            )
+        return OperationalError(f"append to {stream_id!r} failed: {error}")
+    if isinstance(error, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+        return ConflictError(
+            f"append to {stream_id!r} collided with a concurrent transaction ({error});"
+            " run this one again"
+        )
+    return None

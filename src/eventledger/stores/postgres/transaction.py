@@ -22,8 +22,6 @@ import asyncpg
 
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
-    ConflictError,
-    DuplicateEventId,
     InvalidInput,
     OperationalError,
     WrongExpectedVersion,
@@ -31,7 +29,7 @@ from eventledger.errors import (
 from eventledger.records import AppendResult, ExpectedState, ExpectedVersion
 from eventledger.stores.base import StoreTransaction
 from eventledger.stores.postgres.append import EXPECTED_CODES, pack
-from eventledger.stores.postgres.faults import is_connection_failure
+from eventledger.stores.postgres.faults import append_refused, is_connection_failure
 
 if TYPE_CHECKING:
     from eventledger.stores.postgres.store import Connection, PostgresStore
@@ -66,28 +64,13 @@ class PostgresTransaction(StoreTransaction):
             args = (stream_id, code, pack(events), self._events_so_far)
         try:
             row = await self.connection.fetchrow(sql, *args)
-        except asyncpg.UniqueViolationError as error:
+        except asyncpg.PostgresError as error:
             # The transaction is aborted now, and asking another connection could wait
             # forever on a pool of one: explain with what is known.
-            if error.constraint_name == "events_id_key":
-                raise DuplicateEventId(
-                    stream_id,
-                    [str(e.id) for e in events],
-                    "some of them are recorded already; inside a transaction every appended"
-                    " event must be new",
-                ) from None
-            if error.constraint_name == "events_stream_version_key":
-                raise ConflictError(
-                    f"another transaction appended to {stream_id!r} at the same time"
-                    f" (this one expected {expected!r}); run it again"
-                ) from None
-            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
-        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
-            raise ConflictError(
-                f"append to {stream_id!r} collided with a concurrent transaction ({error});"
-                " run this one again"
-            ) from error
-        except asyncpg.PostgresError as error:
+            ids = [str(e.id) for e in events]
+            refused = append_refused(error, stream_id, expected, ids, "transaction")
+            if refused is not None:
+                raise refused from error
             if error.sqlstate == MARKER_REFUSED:
                 raise InvalidInput(
                     "this transaction wrote before its first append; append first, or open"
