@@ -30,6 +30,7 @@ from eventledger import (
     message_context,
 )
 from eventledger.examples.orders.domain import Order, OrderLine, OrderPaid, OrderStatus
+from eventledger.stores.base import DEFAULT_PAGE_SIZE as PAGE
 
 LINES = [OrderLine(sku="A", quantity=2, unit_price=Decimal("5.00"))]
 
@@ -301,3 +302,28 @@ async def test_snapshots_never_change_what_a_load_returns(
     assert await with_snapshots.load(stack_id, version=version) == await without.load(
         stack_id, version=version
     )
+
+
+class Ledger(Aggregate):
+    """Remembers the version each push was recorded at, as aggregates often do."""
+
+    at: list[int] = pydantic.Field(default_factory=list)
+
+    @applies
+    def _pushed(self, event: Pushed) -> None:
+        self.at = [*self.at, self.version + 1]
+
+
+async def test_a_handler_sees_the_same_version_on_a_load_as_when_it_recorded(
+    any_store: EventStore,
+) -> None:
+    ledgers = Repository(any_store, Ledger, registry=kit)
+    ledger = Ledger(id="l-1")
+    for n in range(PAGE + 3):  # across a page boundary of the load
+        ledger.record(Pushed(item=str(n)))
+    assert ledger.at == list(range(1, PAGE + 4))
+    await ledgers.save(ledger)
+    loaded = await ledgers.load("l-1")
+    assert (loaded.at, loaded.version) == (ledger.at, PAGE + 3)
+    then = await ledgers.load("l-1", version=PAGE + 1)
+    assert (then.at, then.version) == (ledger.at[: PAGE + 1], PAGE + 1)

@@ -190,23 +190,24 @@ class Aggregate(pydantic.BaseModel):
             private["_applying"] = False
         private["_version"] = private["_version"] + 1 if version is None else version
 
-    def _replay(self, events: Sequence[Event], version: int) -> None:
-        # A page of stored events on a load, the last of them at `version`: the loop of
-        # _apply with the bookkeeping done once per page (a failed handler fails the
-        # load, so no state half-applied is ever handed out).
+    def _replay(self, events: Sequence[Event], versions: Sequence[int]) -> None:
+        # A page of stored events on a load, at `versions`: the loop of _apply with the
+        # handler lookup and the applying flag done once per page (a failed handler
+        # fails the load, so no state half-applied is ever handed out). Each handler
+        # sees the version before its event, as when the event was recorded.
         handlers = type(self).__handlers__
         private = self.__pydantic_private__
         assert private is not None
         private["_applying"] = True
         try:
-            for event in events:
+            for event, version in zip(events, versions, strict=True):
                 handler = handlers.get(type(event))
                 if handler is None:
                     handler = self._handler_for(type(event))
                 getattr(self, handler)(event)
+                private["_version"] = version
         finally:
             private["_applying"] = False
-        private["_version"] = version
 
     @classmethod
     def _handler_for(cls, event_class: type[Event]) -> str:

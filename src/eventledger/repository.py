@@ -132,7 +132,7 @@ class Repository(Generic[A]):
             size = PAGE if remaining is None else min(remaining, PAGE)
             page = await self.store.read_stream_page(stream_id, from_version=start, limit=size)
             if page:
-                aggregate._replay(self.registry.decode_page(page), page[-1].version)
+                aggregate._replay(self.registry.decode_page(page), [e.version for e in page])
             if len(page) < size:
                 break
             start = page[-1].version + 1
