@@ -294,3 +294,45 @@ async def test_one_runner_at_a_time_and_another_takes_over_when_it_dies(
     await first.stop()
     await first_store.close()
     await second_store.close()
+
+
+class AppendsWhileHandling(InMemoryProjection):
+    """Its handler appends an event while the runner's next page is already read."""
+
+    name = "appends_while_handling"
+    store: ClassVar[EventStore]
+    seen: ClassVar[list[int]] = []
+
+    @on("Ticked")
+    async def ticked(self, event: RecordedEvent) -> None:
+        self.seen.append(event.position)
+        if event.data.get("append"):
+            await asyncio.sleep(0.05)  # the page after this one is read (empty) meanwhile
+            await self.store.append("Tick-late", [NewEvent("Ticked", {})])
+
+
+async def test_an_append_while_a_full_page_is_handled_is_handled_without_a_poll(
+    any_store: EventStore,
+) -> None:
+    # The next page is read while a full one is handled; an event appended after that
+    # read must wake the runner, not wait for the poll (an hour here).
+    AppendsWhileHandling.store = any_store
+    AppendsWhileHandling.seen = []
+    projection = AppendsWhileHandling()
+    runner = ProjectionRunner(
+        any_store, [projection], batch_size=2, poll_interval=3600, lease_ttl=3600
+    )
+    async with runner:
+        await runner.wait_until(projection.name, 0, timeout=10)  # running, and waiting
+        # A full page whose last handler appends.
+        await any_store.append("Tick-1", [NewEvent("Ticked", {}), NewEvent("Ticked", {})])
+        await runner.wait_until(projection.name, await any_store.head_position(), timeout=10)
+        full = [NewEvent("Ticked", {}), NewEvent("Ticked", {"append": True})]
+        await any_store.append("Tick-2", full)
+        for _ in range(1000):  # at most 10 s
+            if await any_store.stream_version("Tick-late"):
+                break
+            await asyncio.sleep(0.01)
+        await runner.wait_until(projection.name, await any_store.head_position(), timeout=10)
+    assert projection.seen == [e.position async for e in any_store.read_all()]
+    assert len(projection.seen) == 5

@@ -78,7 +78,8 @@ class Subscription:
         self._operations = asyncio.Queue()
         self._operation_waiting = asyncio.Event()
         self._last_renewal = 0.0
-        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]]] | None = None
+        # (after, the read, the store's append generation when it was asked for)
+        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int] | None = None
         """The page after a position, already asked for (see :meth:`_next_page`)."""
         self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
         """Runs in the subscription's task each time it becomes active (durable only)."""
@@ -149,7 +150,10 @@ class Subscription:
         since = self.store.append_generation
         if self.state != "failed":
             await self.consumer.before_step()
-        page = await self._next_page(self.position)
+        page, asked_at = await self._next_page(self.position)
+        # A page read ahead was asked for before this step began: an append since then
+        # may be missing from it, so an empty one waits only for appends after the ask.
+        since = min(since, asked_at)
         if page:
             self.state = "catching_up" if len(page) == self.settings.batch_size else "running"
             await self._process(page)
@@ -182,23 +186,26 @@ class Subscription:
     """While a full page is handled, the next one is read (the database's work overlaps
     the handlers'); off where pages are shared otherwise."""
 
-    async def _next_page(self, after: int) -> list[RecordedEvent]:
-        """The page after `after`: the one read ahead if it starts there (the position
-        moves only forwards through pages, but a failure, a reset or a take-over starts
-        elsewhere, and then the page read ahead is dropped)."""
+    async def _next_page(self, after: int) -> tuple[list[RecordedEvent], int]:
+        """The page after `after`, and the store's append generation when it was asked
+        for: the one read ahead if it starts there (the position moves only forwards
+        through pages, but a failure, a reset or a take-over starts elsewhere, and then
+        the page read ahead is dropped)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == after:
-            page = await ahead[1]
+            page, asked_at = await ahead[1], ahead[2]
         else:
             if ahead is not None:
                 ahead[1].cancel()
+            asked_at = self.store.append_generation
             page = await self._read(after)
         if self.reads_ahead and len(page) == self.settings.batch_size:
             last = page[-1].position
+            generation = self.store.append_generation
             task = asyncio.ensure_future(self._read(last))
             task.add_done_callback(retrieved)
-            self._ahead = (last, task)
-        return page
+            self._ahead = (last, task, generation)
+        return page, asked_at
 
     def _drop_ahead(self) -> None:
         if self._ahead is not None:
