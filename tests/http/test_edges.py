@@ -90,6 +90,70 @@ async def test_bodies_that_cannot_be_read_are_a_422(api: Api, body: bytes, why: 
     assert response.json()["type"].endswith("/invalid-command")
 
 
+@pytest.mark.parametrize(
+    ("body", "quantity"),
+    [
+        (b'\xef\xbb\xbf{"sku": "BOM", "quantity": 2}', 2),  # a UTF-8 byte order mark
+        ('{"sku": "BOM", "quantity": 3}'.encode("utf-16"), 3),
+    ],
+)
+async def test_json_with_a_byte_order_mark_or_in_utf16_is_read(
+    api: Api, body: bytes, quantity: int
+) -> None:
+    response = await api.client.post(
+        "/commands/AddStock",
+        content=body,
+        headers={**api.auth(api.writer), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert (await api.get("/streams/Stock-BOM")).json()["items"][-1]["data"] == {
+        "quantity": quantity
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "kind"),
+    [
+        # Every digit is read: the number is too big, not some float near it.
+        (b'{"sku": "B", "quantity": 100000000000000000000001}', ["quantity"], "less_than_equal"),
+        (b'{"sku": "B", "quantity": NaN}', ["quantity"], "finite_number"),
+        (b'{"sku": "B", "quantity": 1} x', [28], "json_invalid"),  # where it goes wrong
+        (b"", [], "missing"),
+        (b"null", [], "model_attributes_type"),
+    ],
+)
+async def test_a_body_that_does_not_fit_names_where(
+    api: Api, body: bytes, path: list[Any], kind: str
+) -> None:
+    response = await api.client.post(
+        "/commands/AddStock",
+        content=body,
+        headers={**api.auth(api.writer), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert (error["path"], error["type"]) == (path, kind)
+
+
+async def test_bad_headers_and_query_are_reported_with_the_bodys_errors(api: Api) -> None:
+    headers = {**api.auth(api.writer), "Idempotency-Key": ""}
+    both = await api.client.post("/commands/AddStock?timeout=0", json={}, headers=headers)
+    assert both.status_code == 422, both.text
+    assert [e["path"] for e in both.json()["errors"]] == [
+        ["query", "timeout"],
+        ["header", "Idempotency-Key"],
+        ["sku"],
+        ["quantity"],
+    ]
+    stock = {"sku": "BOOK", "quantity": 1}
+    alone = await api.client.post("/commands/AddStock?timeout=0", json=stock, headers=headers)
+    assert alone.status_code == 400, alone.text
+    assert [e["path"] for e in alone.json()["errors"]] == [
+        ["query", "timeout"],
+        ["header", "Idempotency-Key"],
+    ]
+
+
 async def test_the_caller_is_checked_before_the_body_is_read(api: Api) -> None:
     bad = b"{ not json"
     anonymous = await api.client.post(
