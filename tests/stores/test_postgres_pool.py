@@ -272,3 +272,32 @@ async def test_a_command_whose_connection_dies_mid_statement_goes_again_on_a_fre
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_a_lock_timeout_is_an_operational_error_on_every_append_path(
+    postgres_schema_url: str,
+) -> None:
+    # Another session holds the log (a migration, an administrator's LOCK): a plain
+    # append, an append in a transaction and a command's one statement all give up
+    # after lock_timeout with OperationalError (a 503 over HTTP), writing nothing.
+    store = await open_store(with_settings(postgres_schema_url, lock_timeout="1"))
+    schema = split_url(postgres_schema_url)[1]["schema"]
+    bus = CommandBus(store, opening, registry=registry)
+    admin = await asyncpg.connect(split_url(postgres_schema_url)[0])
+    try:
+        await store.append("Warm-1", [NewEvent("Placed", {})])  # the schema exists now
+        await admin.execute("BEGIN")
+        await admin.execute(f'LOCK TABLE "{schema}".events IN SHARE ROW EXCLUSIVE MODE')
+        with pytest.raises(OperationalError, match="lock timeout"):
+            await store.append("Order-1", [NewEvent("Placed", {})])
+        with pytest.raises(OperationalError, match="lock timeout"):
+            async with store.transaction() as tx:
+                await tx.append("Order-2", [NewEvent("Placed", {})])
+        with pytest.raises(OperationalError, match="lock timeout"):
+            await bus.send(OpenAccount(account_id="a-1"))
+        await admin.execute("ROLLBACK")
+        assert [e.stream_id async for e in store.read_all()] == ["Warm-1"]
+        assert (await bus.send(OpenAccount(account_id="a-1"))).writes[0].version == 1
+    finally:
+        await admin.close()
+        await store.close()

@@ -76,7 +76,10 @@ class PostgresTransaction(StoreTransaction):
                     "this transaction wrote before its first append; append first, or open"
                     " it with store.transaction(appends=True)"
                 ) from None
-            raise
+            if is_connection_failure(error):
+                raise  # the transaction's own handling names the server
+            # A lock or statement timeout, say: as a plain append or a command says it.
+            raise OperationalError(f"append to {stream_id!r} failed: {error}") from error
         assert row is not None  # the statement always answers one row
         actual, version, position = row
         if version is None:
