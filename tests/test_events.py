@@ -240,3 +240,17 @@ def test_an_upcaster_must_return_the_payload() -> None:
 
     with pytest.raises(EventDecodeError, match=r"forgot_return\) returned NoneType, not the"):
         local.decode(recorded("Moved", {}, 1))
+
+
+def test_an_upcaster_s_own_decode_error_is_kept_as_it_is() -> None:
+    local = EventRegistry()
+
+    class Moved(Event, version=2, registry=local):
+        to: str
+
+    @local.upcaster("Moved", from_version=1)
+    def only_known_places(data: dict[str, Any]) -> dict[str, Any]:
+        raise UnknownEventType(f"no place {data.get('where')!r}")
+
+    with pytest.raises(UnknownEventType, match=r"no place 'x' \(stream 'Order-1'"):
+        local.decode(recorded("Moved", {"where": "x"}, 1))

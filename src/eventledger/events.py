@@ -246,6 +246,8 @@ class EventRegistry:
                 )
             try:
                 lifted = upcast(data)
+            except EventDecodeError:
+                raise  # the upcaster's own verdict (UnknownEventType, say), kept as it is
             except Exception as error:
                 raise EventDecodeError(
                     f"the upcaster of {name} from version {version} ({_qualified(upcast)})"
