@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -336,3 +339,12 @@ async def test_an_append_while_a_full_page_is_handled_is_handled_without_a_poll(
         await runner.wait_until(projection.name, await any_store.head_position(), timeout=10)
     assert projection.seen == [e.position async for e in any_store.read_all()]
     assert len(projection.seen) == 5
+
+
+def test_a_context_copied_for_another_event_names_that_event_s_aggregate() -> None:
+    def recorded(stream_id: str) -> RecordedEvent:
+        return RecordedEvent(uuid.uuid4(), stream_id, 1, 1, "Ticked", 1, {}, {}, datetime.now(UTC))
+
+    context = Context(recorded("Tick-1"), None, None, {})
+    assert context.aggregate_id == "1"  # worked out once, then kept
+    assert dataclasses.replace(context, record=recorded("Tick-2")).aggregate_id == "2"

@@ -76,7 +76,7 @@ class Context:
     docs: Documents | None
     tables: Mapping[str, str]
     sql: SqlTables | None = None
-    _aggregate_id: str | None = field(default=None, repr=False, compare=False)
+    _aggregate_id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def position(self) -> int:
