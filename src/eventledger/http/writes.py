@@ -200,7 +200,7 @@ def _parsed(command_type: type[Command], body: bytes) -> Command:
     validation as a number that is not finite) and validated as it validates one; a
     problem names each field. orjson is not used here: it reads an integer beyond 64
     bits as a float, silently another number, and refuses what FastAPI read; the
-    difference is about 2 µs of a command's 500."""
+    difference is about 3 µs of the server's 500 per command."""
     if not body:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
