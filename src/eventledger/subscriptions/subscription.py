@@ -78,8 +78,10 @@ class Subscription:
         self._operations = asyncio.Queue()
         self._operation_waiting = asyncio.Event()
         self._last_renewal = 0.0
-        # (after, the read, the store's append generation when it was asked for)
-        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int] | None = None
+        # (after, the read, the store's append generation when it was asked for, the step
+        # that asked for it)
+        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int, int] | None = None
+        self._steps = 0
         """The page after a position, already asked for (see :meth:`_next_page`)."""
         self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
         """Runs in the subscription's task each time it becomes active (durable only)."""
@@ -119,11 +121,13 @@ class Subscription:
                 errors = 0
             except LeaseLost:
                 log.warning("%s: another process took over", self.name)
+                self._drop_ahead()
                 self.active = False
                 self.state = "standby"
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the store failed, say: keep trying; status shows it
+                self._drop_ahead()  # read before whatever happens while we wait
                 errors += 1
                 self.last_error = describe_error(error)
                 if errors >= STALLED_AFTER:
@@ -133,8 +137,10 @@ class Subscription:
         self.state = "stopped"
 
     async def _step(self) -> None:
+        self._steps += 1
         ttl = self.settings.lease_ttl
         if not self.active and not await self._become_active():
+            self._drop_ahead()
             self.state = "standby"
             self.settled.set()
             await self._pause(ttl / 3)
@@ -142,6 +148,7 @@ class Subscription:
         self.settled.set()
         await self._run_operations()
         if self.state == "failed":
+            self._drop_ahead()
             await self._renew_if_due()
             await self._pause(ttl / 3)
             return
@@ -188,11 +195,12 @@ class Subscription:
 
     async def _next_page(self, after: int) -> tuple[list[RecordedEvent], int]:
         """The page after `after`, and the store's append generation when it was asked
-        for: the one read ahead if it starts there (the position moves only forwards
-        through pages, but a failure, a reset or a take-over starts elsewhere, and then
-        the page read ahead is dropped)."""
+        for: the one read ahead by the step before if it starts there. Any other page
+        read ahead is dropped and read again: the position moved (a failure, a reset, a
+        take-over), or steps went by (a failed step waits, and meanwhile a subject may be
+        forgotten or a stream deleted for good: a page read then must not be handed on)."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == after:
+        if ahead is not None and ahead[0] == after and ahead[3] == self._steps - 1:
             page, asked_at = await ahead[1], ahead[2]
         else:
             if ahead is not None:
@@ -204,7 +212,7 @@ class Subscription:
             generation = self.store.append_generation
             task = asyncio.ensure_future(self._read(last))
             task.add_done_callback(retrieved)
-            self._ahead = (last, task, generation)
+            self._ahead = (last, task, generation, self._steps)
         return page, asked_at
 
     def _drop_ahead(self) -> None:
