@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
@@ -206,21 +207,28 @@ class PartitionedSubscription(Subscription):
         self.balance_error: str | None = None
         self.members = 1
         self.share = self.count
-        self._pages: dict[int, asyncio.Task[list[RecordedEvent]]] = {}
+        # after -> (the read, when it was asked for)
+        self._pages: dict[int, tuple[asyncio.Task[list[RecordedEvent]], float]] = {}
 
     # --- reading the log once for all partitions held here ---------------------------------
 
     async def read_page(self, after: int) -> list[RecordedEvent]:
         """The page of the log after `after`, read once for all the partitions of this
         process that ask for it (partitions that start from the same checkpoint move in
-        step). Only full pages are kept, a few of them: the first `batch_size` events
-        after a position never change (the log's order is gap-free), a shorter page may
-        grow."""
-        task = self._pages.get(after)
-        if task is None:
+        step). Only full pages are kept, a few of them, for a poll interval at most: the
+        first `batch_size` events after a position stay the same events (the log's order
+        is gap-free), a shorter page may grow; but what they read as changes when a
+        subject is forgotten or a stream deleted for good, so a page is not handed to a
+        partition that asks long after (one that failed for a while, say)."""
+        now = time.monotonic()
+        kept = self._pages.get(after)
+        if kept is not None and now - kept[1] <= self.settings.poll_interval:
+            task = kept[0]
+        else:
             task = asyncio.ensure_future(self._read(after))
             task.add_done_callback(retrieved)  # whoever asked may have been stopped since
-            self._pages[after] = task
+            self._pages.pop(after, None)
+            self._pages[after] = (task, now)
             while len(self._pages) > PAGES_KEPT:
                 del self._pages[next(iter(self._pages))]  # the oldest asked for
         try:
@@ -228,7 +236,7 @@ class PartitionedSubscription(Subscription):
         except Exception:
             self._pages.pop(after, None)
             raise
-        if len(page) < self.settings.batch_size and self._pages.get(after) is task:
+        if len(page) < self.settings.batch_size and self._pages.get(after, (None,))[0] is task:
             del self._pages[after]
         return page
 
@@ -326,7 +334,7 @@ class PartitionedSubscription(Subscription):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
         await asyncio.gather(*(p.stop() for p in self.parts))
-        for task in self._pages.values():
+        for task, _ in self._pages.values():
             task.cancel()
         self._pages.clear()
         if self.slot is not None:
