@@ -20,6 +20,15 @@ def place(order_id: str, quantity: int = 1) -> dict[str, Any]:
     }
 
 
+async def post_body(api: Api, body: bytes) -> httpx.Response:
+    """`body` as it is, sent as JSON to AddStock."""
+    return await api.client.post(
+        "/commands/AddStock",
+        content=body,
+        headers={**api.auth(api.writer), "Content-Type": "application/json"},
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -81,11 +90,7 @@ async def test_a_nul_in_a_commands_text_is_refused_naming_the_field(api: Api) ->
     ],
 )
 async def test_bodies_that_cannot_be_read_are_a_422(api: Api, body: bytes, why: str) -> None:
-    response = await api.client.post(
-        "/commands/AddStock",
-        content=body,
-        headers={**api.auth(api.writer), "Content-Type": "application/json"},
-    )
+    response = await post_body(api, body)
     assert response.status_code == 422, (why, response.text)
     assert response.json()["type"].endswith("/invalid-command")
 
@@ -100,11 +105,7 @@ async def test_bodies_that_cannot_be_read_are_a_422(api: Api, body: bytes, why: 
 async def test_json_with_a_byte_order_mark_or_in_utf16_is_read(
     api: Api, body: bytes, quantity: int
 ) -> None:
-    response = await api.client.post(
-        "/commands/AddStock",
-        content=body,
-        headers={**api.auth(api.writer), "Content-Type": "application/json"},
-    )
+    response = await post_body(api, body)
     assert response.status_code == 200, response.text
     assert (await api.get("/streams/Stock-BOM")).json()["items"][-1]["data"] == {
         "quantity": quantity
@@ -125,11 +126,7 @@ async def test_json_with_a_byte_order_mark_or_in_utf16_is_read(
 async def test_a_body_that_does_not_fit_names_where(
     api: Api, body: bytes, path: list[Any], kind: str
 ) -> None:
-    response = await api.client.post(
-        "/commands/AddStock",
-        content=body,
-        headers={**api.auth(api.writer), "Content-Type": "application/json"},
-    )
+    response = await post_body(api, body)
     assert response.status_code == 422, response.text
     (error,) = response.json()["errors"]
     assert (error["path"], error["type"]) == (path, kind)

@@ -63,18 +63,17 @@ class DownstreamGoesAway:
         return None
 
 
+def registered_ann() -> NewEvent:
+    return NewEvent(
+        "Registered",
+        {"email": "ann@example.com", "customer": "ann"},
+        personal={"email": "customer"},
+    )
+
+
 async def delivered_after(store: EventStore, change: Callable[[], Awaitable[object]]) -> object:
     await store.append("Order-1", [NewEvent("Placed", {}), NewEvent("Paid", {})])
-    await store.append(
-        "Customer-ann",
-        [
-            NewEvent(
-                "Registered",
-                {"email": "ann@example.com", "customer": "ann"},
-                personal={"email": "customer"},
-            )
-        ],
-    )
+    await store.append("Customer-ann", [registered_ann()])
     consumer = DownstreamGoesAway()
     settings = SubscriptionSettings("me", batch_size=2, poll_interval=0.01)
     subscription = Subscription(store, store.read_side(), consumer, settings)
@@ -122,16 +121,7 @@ async def test_a_page_kept_for_a_group_of_partitions_is_read_again_once_it_is_ol
 ) -> None:
     # Partitions that move in step share a page; one that asks much later (it failed
     # for a while) reads the log again and sees what changed meanwhile.
-    await any_store.append(
-        "Customer-ann",
-        [
-            NewEvent(
-                "Registered",
-                {"email": "ann@example.com", "customer": "ann"},
-                personal={"email": "customer"},
-            )
-        ],
-    )
+    await any_store.append("Customer-ann", [registered_ann()])
     settings = SubscriptionSettings("me", batch_size=1, poll_interval=0.2)
     group = PartitionedSubscription(any_store, any_store.read_side(), [Durable()] * 2, settings)
     try:
