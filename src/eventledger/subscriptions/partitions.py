@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
@@ -165,8 +164,8 @@ class _Partition(Subscription):
         await super().announce()
         await self.group.announce()
 
-    async def _read(self, after: int) -> list[RecordedEvent]:
-        return await self.group.read_page(after)
+    async def _read(self, after: int, fresh: bool = False) -> list[RecordedEvent]:
+        return await self.group.read_page(after, fresh=fresh)
 
     async def release(self) -> None:
         """Give the partition up (its lease is deleted) and go back to standby."""
@@ -207,28 +206,24 @@ class PartitionedSubscription(Subscription):
         self.balance_error: str | None = None
         self.members = 1
         self.share = self.count
-        # after -> (the read, when it was asked for)
-        self._pages: dict[int, tuple[asyncio.Task[list[RecordedEvent]], float]] = {}
+        self._pages: dict[int, asyncio.Task[list[RecordedEvent]]] = {}
 
     # --- reading the log once for all partitions held here ---------------------------------
 
-    async def read_page(self, after: int) -> list[RecordedEvent]:
+    async def read_page(self, after: int, *, fresh: bool = False) -> list[RecordedEvent]:
         """The page of the log after `after`, read once for all the partitions of this
         process that ask for it (partitions that start from the same checkpoint move in
-        step). Only full pages are kept, a few of them, for a poll interval at most: the
-        first `batch_size` events after a position stay the same events (the log's order
-        is gap-free), a shorter page may grow; but what they read as changes when a
-        subject is forgotten or a stream deleted for good, so a page is not handed to a
-        partition that asks long after (one that failed for a while, say)."""
-        now = time.monotonic()
-        kept = self._pages.get(after)
-        if kept is not None and now - kept[1] <= self.settings.poll_interval:
-            task = kept[0]
-        else:
+        step). Only full pages are kept, a few of them: the first `batch_size` events
+        after a position stay the same events (the log's order is gap-free), a shorter
+        page may grow. `fresh` reads the log again, for a partition coming back from a
+        failure or a stand-by: what a kept page reads as may have changed meanwhile (a
+        subject forgotten, a stream deleted for good)."""
+        task = None if fresh else self._pages.get(after)
+        if task is None:
+            self._pages.pop(after, None)
             task = asyncio.ensure_future(self._read(after))
             task.add_done_callback(retrieved)  # whoever asked may have been stopped since
-            self._pages.pop(after, None)
-            self._pages[after] = (task, now)
+            self._pages[after] = task
             while len(self._pages) > PAGES_KEPT:
                 del self._pages[next(iter(self._pages))]  # the oldest asked for
         try:
@@ -236,7 +231,7 @@ class PartitionedSubscription(Subscription):
         except Exception:
             self._pages.pop(after, None)
             raise
-        if len(page) < self.settings.batch_size and self._pages.get(after, (None,))[0] is task:
+        if len(page) < self.settings.batch_size and self._pages.get(after) is task:
             del self._pages[after]
         return page
 
@@ -334,7 +329,7 @@ class PartitionedSubscription(Subscription):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
         await asyncio.gather(*(p.stop() for p in self.parts))
-        for task, _ in self._pages.values():
+        for task in self._pages.values():
             task.cancel()
         self._pages.clear()
         if self.slot is not None:

@@ -82,6 +82,7 @@ class Subscription:
         # that asked for it)
         self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int, int] | None = None
         self._steps = 0
+        self._read_fresh = False
         """The page after a position, already asked for (see :meth:`_next_page`)."""
         self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
         """Runs in the subscription's task each time it becomes active (durable only)."""
@@ -206,7 +207,8 @@ class Subscription:
             if ahead is not None:
                 ahead[1].cancel()
             asked_at = self.store.append_generation
-            page = await self._read(after)
+            page = await self._read(after, self._read_fresh)
+            self._read_fresh = False
         if self.reads_ahead and len(page) == self.settings.batch_size:
             last = page[-1].position
             generation = self.store.append_generation
@@ -216,11 +218,16 @@ class Subscription:
         return page, asked_at
 
     def _drop_ahead(self) -> None:
+        """Forget the page read ahead: after a failure, a stand-by or a stop the next page
+        is read fresh from the log (not from a page kept elsewhere either)."""
+        self._read_fresh = True
         if self._ahead is not None:
             self._ahead[1].cancel()
             self._ahead = None
 
-    async def _read(self, after: int) -> list[RecordedEvent]:
+    async def _read(self, after: int, fresh: bool = False) -> list[RecordedEvent]:
+        """The page after `after`, from the log (`fresh`: not from a page kept for
+        others, where a subclass shares pages)."""
         size = self.settings.batch_size
         if size <= MAX_LIST_LIMIT:
             return await self.store.read_page(after=after, limit=size)
