@@ -352,3 +352,43 @@ async def test_the_causal_chain_of_an_event_runs_through_commands_both_ways(
     assert back.effects == ()
     assert "> " in back.render()
     assert "process:bonus" in back.render()
+
+
+class Measure(Command):
+    account_id: str
+    count: int  # no bounds: any integer validates
+    readings: list[float] = []
+
+
+measuring = CommandHandlers()
+
+
+@measuring.handler
+async def measure(command: Measure, context: CommandContext) -> None:
+    account = Account(id=command.account_id)
+    account.deposit(1)
+    context.add(account)
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "kind"),
+    [
+        ({"count": 2**64}, ("count",), "int_too_large"),
+        ({"count": -(2**63) - 1}, ("count",), "int_too_large"),
+        ({"count": 1, "readings": [1.5, float("nan")]}, ("readings", 1), "finite_number"),
+        ({"count": 1, "readings": [float("-inf")]}, ("readings", 0), "finite_number"),
+    ],
+)
+async def test_numbers_no_backend_stores_are_refused_by_field_before_anything_runs(
+    store: EventStore, fields: dict[str, object], path: tuple[object, ...], kind: str
+) -> None:
+    bus = CommandBus(store, measuring, registry=registry)
+    for key in (None, "k-1"):  # with a key, the record and its hash are JSON too
+        with pytest.raises(CommandInvalid) as caught:
+            await bus.send(Measure(account_id="m", **fields), idempotency_key=key)  # type: ignore[arg-type]
+        ((error_path, error_kind),) = [(e.path, e.kind) for e in caught.value.errors]
+        assert (error_path, error_kind) == (path, kind)
+    assert await store.stream_version("Account-m") == 0
+    # The ends of the range are numbers every backend keeps.
+    for count in (2**64 - 1, -(2**63)):
+        await bus.send(Measure(account_id=f"m{count}", count=count, readings=[1e308]))

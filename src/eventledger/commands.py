@@ -48,6 +48,7 @@ import asyncio
 import dataclasses
 import hashlib
 import inspect
+import math
 import random
 import re
 import time
@@ -438,7 +439,7 @@ class CommandBus:
             raise InvalidInput(f"{name} is handled here as {command_type!r}, not {type(command)!r}")
         plain_key = _check_key(idempotency_key)
         payload = command.model_dump(mode="json")
-        _refuse_nul(name, payload)
+        _refuse_unstorable(name, payload)
         digest = _digest(name, payload)
         context = current_context()
         command_id = uuid.uuid4()
@@ -568,8 +569,13 @@ def _refuse_if_created_already(name: str, conflict: ConflictError) -> None:
         ) from conflict
 
 
-def _refuse_nul(name: str, payload: Any, path: tuple[str | int, ...] = ()) -> None:
-    """No backend keeps a NUL character: name the field that holds one."""
+_SMALLEST_INT, _LARGEST_INT = -(2**63), 2**64 - 1  # what every backend's JSON keeps
+
+
+def _refuse_unstorable(name: str, payload: Any, path: tuple[str | int, ...] = ()) -> None:
+    """What no backend keeps, named by field before anything runs (the command's record
+    and its idempotency hash are JSON): a NUL character, an integer beyond 64 bits, NaN
+    or an infinity (a field typed `int` or `float` without bounds lets them through)."""
     if isinstance(payload, str):
         if "\x00" in payload:
             raise CommandInvalid(
@@ -577,10 +583,27 @@ def _refuse_nul(name: str, payload: Any, path: tuple[str | int, ...] = ()) -> No
             )
     elif isinstance(payload, dict):
         for key, value in payload.items():
-            _refuse_nul(name, value, (*path, key))
+            _refuse_unstorable(name, value, (*path, key))
     elif isinstance(payload, list):
         for index, value in enumerate(payload):
-            _refuse_nul(name, value, (*path, index))
+            _refuse_unstorable(name, value, (*path, index))
+    elif isinstance(payload, bool):
+        pass
+    elif isinstance(payload, int):
+        if not _SMALLEST_INT <= payload <= _LARGEST_INT:
+            raise CommandInvalid(
+                name,
+                [
+                    FieldError(
+                        path,
+                        "must fit in 64 bits (no backend stores a larger number; send it as"
+                        " a string)",
+                        "int_too_large",
+                    )
+                ],
+            )
+    elif isinstance(payload, float) and not math.isfinite(payload):
+        raise CommandInvalid(name, [FieldError(path, "must be a finite number", "finite_number")])
 
 
 def _with_result(record: CommandRecord, result: CommandResult) -> CommandRecord:
