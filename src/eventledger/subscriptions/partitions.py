@@ -218,9 +218,12 @@ class PartitionedSubscription(Subscription):
         page may grow. `fresh` reads the log again, for a partition coming back from a
         failure or a stand-by: what a kept page reads as may have changed meanwhile (a
         subject forgotten, a stream deleted for good)."""
-        task = None if fresh else self._pages.get(after)
+        if fresh:
+            # Every kept page may read as before the failure: none is handed on now
+            # (whoever awaits one already keeps it); what is read from here on is new.
+            self._pages.clear()
+        task = self._pages.get(after)
         if task is None:
-            self._pages.pop(after, None)
             task = asyncio.ensure_future(self._read(after))
             task.add_done_callback(retrieved)  # whoever asked may have been stopped since
             self._pages[after] = task

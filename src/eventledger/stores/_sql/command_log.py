@@ -100,6 +100,7 @@ class SqlCommandLog:
             earlier = await self._recorded_already(record, stream_id, len(prepared))
             if earlier is None:
                 raise
+            store._appended()  # the first run's wake-up may have been lost with its answer
             return earlier
 
     async def _recorded_already(
