@@ -78,12 +78,11 @@ class Subscription:
         self._operations = asyncio.Queue()
         self._operation_waiting = asyncio.Event()
         self._last_renewal = 0.0
-        # (after, the read, the store's append generation when it was asked for, the step
-        # that asked for it)
-        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int, int] | None = None
-        self._steps = 0
+        self._ahead: tuple[int, asyncio.Future[list[RecordedEvent]], int] | None = None
+        """The page after a position, already asked for, and the store's append generation
+        when it was (see :meth:`_next_page`)."""
         self._read_fresh = False
-        """The page after a position, already asked for (see :meth:`_next_page`)."""
+        """Whether the next page must come from the log (see :meth:`_drop_ahead`)."""
         self.on_activated: Callable[[Subscription], Awaitable[None]] | None = None
         """Runs in the subscription's task each time it becomes active (durable only)."""
 
@@ -138,7 +137,6 @@ class Subscription:
         self.state = "stopped"
 
     async def _step(self) -> None:
-        self._steps += 1
         ttl = self.settings.lease_ttl
         if not self.active and not await self._become_active():
             self._drop_ahead()
@@ -196,12 +194,13 @@ class Subscription:
 
     async def _next_page(self, after: int) -> tuple[list[RecordedEvent], int]:
         """The page after `after`, and the store's append generation when it was asked
-        for: the one read ahead by the step before if it starts there. Any other page
-        read ahead is dropped and read again: the position moved (a failure, a reset, a
-        take-over), or steps went by (a failed step waits, and meanwhile a subject may be
-        forgotten or a stream deleted for good: a page read then must not be handed on)."""
+        for: the one read ahead by the step before if it starts there, else read again
+        (the position moved: a reset, a take-over). A step that ends without taking its
+        page (it failed, stood by, or found its consumer failed) drops it: meanwhile a
+        subject may be forgotten or a stream deleted for good, and a page read before
+        must not be handed on."""
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == after and ahead[3] == self._steps - 1:
+        if ahead is not None and ahead[0] == after:
             page, asked_at = await ahead[1], ahead[2]
         else:
             if ahead is not None:
@@ -214,7 +213,7 @@ class Subscription:
             generation = self.store.append_generation
             task = asyncio.ensure_future(self._read(last))
             task.add_done_callback(retrieved)
-            self._ahead = (last, task, generation, self._steps)
+            self._ahead = (last, task, generation)
         return page, asked_at
 
     def _drop_ahead(self) -> None:

@@ -109,7 +109,7 @@ class SqlCommandLog:
         found = await self.by_id(record.id)
         if found is None:
             return None
-        writes = found.result.get("writes") if isinstance(found.result, dict) else None
+        writes = found.result.get("writes")
         if (
             found.name != record.name
             or found.payload_hash != record.payload_hash

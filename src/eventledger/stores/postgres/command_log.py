@@ -7,11 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-
 from eventledger._validation import PreparedEvent
 from eventledger.errors import (
-    EventLedgerError,
     IntegrityError,
     OperationalError,
     WrongExpectedVersion,
@@ -21,6 +18,7 @@ from eventledger.storage import CommandRecord
 from eventledger.stores._sql.command_log import SqlCommandLog, key_taken
 from eventledger.stores.postgres.append import COMMAND_KEY_CONSTRAINT, EXPECTED_CODES, pack
 from eventledger.stores.postgres.faults import (
+    APPEND_COLLISIONS,
     append_refused,
     is_connection_failure,
     leaves_connection_idle,
@@ -88,17 +86,15 @@ class PostgresCommandLog(SqlCommandLog):
             try:
                 row = await conn.fetchrow(sql, *args)
                 reusable = True
-            except asyncpg.UniqueViolationError as error:
+            except APPEND_COLLISIONS as error:
                 # One statement: nothing of it was written.
                 reusable = True
-                if error.constraint_name == COMMAND_KEY_CONSTRAINT:
+                constraint = error.constraint_name
+                if constraint == COMMAND_KEY_CONSTRAINT:
                     raise key_taken(record) from None
-                if error.constraint_name == "commands_pkey":
+                if constraint == "commands_pkey":
                     raise IntegrityError(f"command {record.id} is recorded already") from None
-                raise _refused(error, stream_id, expected, ids) from error
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as error:
-                reusable = True
-                raise _refused(error, stream_id, expected, ids) from error
+                raise append_refused(error, stream_id, expected, ids, "command") from error
             except Exception as error:
                 if not is_connection_failure(error):
                     reusable = leaves_connection_idle(error)
@@ -114,11 +110,3 @@ class PostgresCommandLog(SqlCommandLog):
             assert row is not None  # the statement always answers one row
             return tuple(row)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _refused(
-    error: asyncpg.PostgresError, stream_id: str, expected: ExpectedVersion, ids: list[str]
-) -> EventLedgerError:
-    refused = append_refused(error, stream_id, expected, ids, "command")
-    assert refused is not None  # a unique violation, a deadlock or a serialization failure
-    return refused

@@ -14,7 +14,12 @@ from eventledger.errors import (
 )
 from eventledger.records import ExpectedVersion
 
-__all__ = ["append_refused", "is_connection_failure", "leaves_connection_idle"]
+__all__ = [
+    "APPEND_COLLISIONS",
+    "append_refused",
+    "is_connection_failure",
+    "leaves_connection_idle",
+]
 
 # What a connection that died under us raises (InternalClientError: a server that
 # cut an idle connection leaves asyncpg's protocol in a state it cannot leave).
@@ -49,18 +54,27 @@ def leaves_connection_idle(error: BaseException) -> bool:
     return not (state.startswith(("08", "57")) or severity in ("FATAL", "PANIC"))
 
 
+APPEND_COLLISIONS: tuple[type[asyncpg.PostgresError], ...] = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+"""What the database refuses an append statement with when it collides with other
+writes (see :func:`append_refused`)."""
+
+
 def append_refused(
     error: asyncpg.PostgresError,
     stream_id: str,
     expected: ExpectedVersion,
     event_ids: list[str],
     writer: str,
-) -> EventLedgerError | None:
-    """What an append statement the database refused means, where the caller cannot look
-    further (inside a transaction, which the error aborted; or a command's one statement,
-    of which nothing was written): reused event ids, a concurrent writer that took the
-    next version, or a collision with another transaction. `writer` is what ran the
-    append ("transaction", "command"). None for any other error."""
+) -> EventLedgerError:
+    """What one of :data:`APPEND_COLLISIONS` means, where the caller cannot look further
+    (inside a transaction, which the error aborted; or a command's one statement, of
+    which nothing was written): reused event ids, a concurrent writer that took the next
+    version, or a collision with another transaction. `writer` is what ran the append
+    ("transaction", "command")."""
     if isinstance(error, asyncpg.UniqueViolationError):
         if error.constraint_name == "events_id_key":
             return DuplicateEventId(
@@ -74,9 +88,7 @@ def append_refused(
                 f" expected {expected!r}); run it again"
             )
         return OperationalError(f"append to {stream_id!r} failed: {error}")
-    if isinstance(error, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
-        return ConflictError(
-            f"append to {stream_id!r} collided with a concurrent transaction ({error});"
-            " run this one again"
-        )
-    return None
+    return ConflictError(
+        f"append to {stream_id!r} collided with a concurrent transaction ({error});"
+        " run this one again"
+    )

@@ -29,7 +29,11 @@ from eventledger.errors import (
 from eventledger.records import AppendResult, ExpectedState, ExpectedVersion
 from eventledger.stores.base import StoreTransaction
 from eventledger.stores.postgres.append import EXPECTED_CODES, pack
-from eventledger.stores.postgres.faults import append_refused, is_connection_failure
+from eventledger.stores.postgres.faults import (
+    APPEND_COLLISIONS,
+    append_refused,
+    is_connection_failure,
+)
 
 if TYPE_CHECKING:
     from eventledger.stores.postgres.store import Connection, PostgresStore
@@ -64,13 +68,12 @@ class PostgresTransaction(StoreTransaction):
             args = (stream_id, code, pack(events), self._events_so_far)
         try:
             row = await self.connection.fetchrow(sql, *args)
-        except asyncpg.PostgresError as error:
+        except APPEND_COLLISIONS as error:
             # The transaction is aborted now, and asking another connection could wait
             # forever on a pool of one: explain with what is known.
             ids = [str(e.id) for e in events]
-            refused = append_refused(error, stream_id, expected, ids, "transaction")
-            if refused is not None:
-                raise refused from error
+            raise append_refused(error, stream_id, expected, ids, "transaction") from error
+        except asyncpg.PostgresError as error:
             if error.sqlstate == MARKER_REFUSED:
                 raise InvalidInput(
                     "this transaction wrote before its first append; append first, or open"
