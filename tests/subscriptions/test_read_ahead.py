@@ -65,6 +65,14 @@ class DownstreamGoesAway:
         return None
 
 
+async def until(condition: Callable[[], object]) -> None:
+    """Wait until `condition()` holds, 10 s at most (what follows checks the outcome)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 def registered_ann() -> NewEvent:
     return NewEvent(
         "Registered",
@@ -81,17 +89,11 @@ async def delivered_after(store: EventStore, change: Callable[[], Awaitable[obje
     subscription = Subscription(store, store.read_side(), consumer, settings)
     subscription.start()
     try:
-        for _ in range(1000):  # at most 10 s
-            if consumer.failed_steps >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: consumer.failed_steps >= 2)
         assert [e.type for e in consumer.seen] == ["Placed", "Paid"]
         await change()  # while the downstream is away
         consumer.down = False
-        for _ in range(1000):
-            if len(consumer.seen) > 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(consumer.seen) > 2)
     finally:
         await subscription.stop()
     return consumer.seen[2].type, consumer.seen[2].data.get("email")
@@ -143,17 +145,11 @@ async def test_a_partition_back_from_a_failure_does_not_hand_on_pages_its_group_
     group = PartitionedSubscription(any_store, any_store.read_side(), [failing, running], settings)
     group.start()
     try:
-        for _ in range(1000):  # at most 10 s
-            if failing.failed_steps >= 2 and running.seen:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: failing.failed_steps >= 2 and running.seen)
         assert [e.type for e in failing.seen] == ["Placed"]
         await forget(any_store, "ann")
         failing.down = False
-        for _ in range(1000):
-            if len(failing.seen) >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(failing.seen) >= 2)
     finally:
         await group.stop()
     assert [(e.type, e.data["email"]) for e in failing.seen[1:]] == [
@@ -184,15 +180,9 @@ async def test_a_subscription_back_from_a_failed_step_asks_for_a_fresh_page(
     subscription.fresh = []
     subscription.start()
     try:
-        for _ in range(1000):  # at most 10 s
-            if consumer.failed_steps >= 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: consumer.failed_steps >= 2)
         consumer.down = False
-        for _ in range(1000):
-            if len(consumer.seen) > 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(consumer.seen) > 2)
     finally:
         await subscription.stop()
     assert [e.type for e in consumer.seen] == ["Placed", "Paid", "Registered"]
